@@ -1,0 +1,136 @@
+package api
+
+import (
+	"context"
+	"net/netip"
+
+	"novanet/internal/model"
+)
+
+// Backend is what the HTTP layer needs from the network manager
+// (*manager.Manager implements it). Every method that touches
+// project-owned objects takes the caller's scope and enforces it: a
+// project never sees or changes another project's objects. Errors are
+// *model.Error values whose kind picks the HTTP status.
+type Backend interface {
+	// Networks (admin only; the API checks scope.Admin before calling).
+	CreateNetworks(ctx context.Context, req NetworkCreateRequest) ([]model.Network, error)
+	ListNetworks(ctx context.Context, scope model.Scope) ([]model.Network, error)
+	// GetNetwork accepts an id, uuid or label.
+	GetNetwork(ctx context.Context, scope model.Scope, ref string) (model.Network, error)
+	DeleteNetwork(ctx context.Context, ref string) error
+
+	// Fixed IPs (admin only).
+	GetFixedIP(ctx context.Context, addr netip.Addr) (FixedIPDetail, error)
+	SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserved bool) error
+
+	// Instances.
+	BootInstance(ctx context.Context, scope model.Scope, req BootRequest) (InstanceDetail, error)
+	DeleteInstance(ctx context.Context, scope model.Scope, uuid string) error
+	GetInstance(ctx context.Context, scope model.Scope, uuid string) (InstanceDetail, error)
+	ListInstances(ctx context.Context, scope model.Scope) ([]InstanceDetail, error)
+	AddInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
+	RemoveInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
+
+	// Floating IPs.
+	CreateFloatingRange(ctx context.Context, req FloatingRangeRequest) ([]model.FloatingIP, error) // admin
+	DeleteFloatingRange(ctx context.Context, ipRange string) (int, error)                          // admin
+	// ListFloatingIPs lists the scope's project's floating IPs; with
+	// all=true (admin) every floating IP.
+	ListFloatingIPs(ctx context.Context, scope model.Scope, all bool) ([]model.FloatingIP, error)
+	GetFloatingIP(ctx context.Context, scope model.Scope, ref string) (model.FloatingIP, error) // id or address
+	AllocateFloatingIP(ctx context.Context, scope model.Scope, pool string) (model.FloatingIP, error)
+	ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref string) error
+	// AssociateFloatingIP binds the floating address to the instance's
+	// fixed address (fixed may be zero: the instance's first fixed IP).
+	AssociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string, fixed netip.Addr) error
+	DisassociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string) error
+	ListFloatingPools(ctx context.Context) ([]string, error)
+
+	// Security groups. Group refs are ids; the default group of a project
+	// exists from the project's first use.
+	ListSecurityGroups(ctx context.Context, scope model.Scope, all bool) ([]model.SecurityGroup, error)
+	GetSecurityGroup(ctx context.Context, scope model.Scope, id int64) (model.SecurityGroup, error)
+	CreateSecurityGroup(ctx context.Context, scope model.Scope, name, description string) (model.SecurityGroup, error)
+	UpdateSecurityGroup(ctx context.Context, scope model.Scope, id int64, name, description string) (model.SecurityGroup, error)
+	DeleteSecurityGroup(ctx context.Context, scope model.Scope, id int64) error
+	CreateSecurityGroupRule(ctx context.Context, scope model.Scope, rule model.SecurityGroupRule) (model.SecurityGroupRule, error)
+	DeleteSecurityGroupRule(ctx context.Context, scope model.Scope, id int64) error
+	// Default rules (os-security-group-default-rules, admin): copied into
+	// every new project's default group.
+	ListDefaultRules(ctx context.Context) ([]model.SecurityGroupRule, error)
+	CreateDefaultRule(ctx context.Context, rule model.SecurityGroupRule) (model.SecurityGroupRule, error)
+	GetDefaultRule(ctx context.Context, id int64) (model.SecurityGroupRule, error)
+	DeleteDefaultRule(ctx context.Context, id int64) error
+
+	// Agents.
+	HostState(ctx context.Context, host string) (model.HostState, error)
+	// WaitHost blocks until the host's revision is greater than after, or
+	// ctx ends; it returns the current revision either way.
+	WaitHost(ctx context.Context, host string, after int64) (int64, error)
+	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
+	RecordLease(ctx context.Context, ev model.LeaseEvent) error
+	// Leases returns what dnsmasq on host should believe it leased for the
+	// network with this bridge (for `dhcpbridge init`).
+	Leases(ctx context.Context, host, bridge string) ([]model.Lease, error)
+}
+
+// NetworkCreateRequest mirrors nova-manage network create.
+type NetworkCreateRequest struct {
+	Label           string            `json:"label"`
+	Kind            model.ManagerKind `json:"kind"`           // default flatdhcp
+	FixedRangeV4    string            `json:"fixed_range_v4"` // CIDR
+	NumNetworks     int               `json:"num_networks"`   // default 1
+	NetworkSize     int               `json:"network_size"`   // default 256 (or the whole range if smaller)
+	Bridge          string            `json:"bridge"`
+	BridgeInterface string            `json:"bridge_interface"`
+	MultiHost       bool              `json:"multi_host"`
+	DNS1            string            `json:"dns1"`
+	DNS2            string            `json:"dns2"`
+	Gateway         string            `json:"gateway"`
+	DHCPStart       string            `json:"dhcp_start"`
+	VLAN            int               `json:"vlan"`
+	ProjectID       string            `json:"project_id"`
+	// Host is the single-host network host; default the server's network_host.
+	Host string `json:"host"`
+	MTU  int    `json:"mtu"`
+}
+
+// BootRequest allocates networking for an instance on a host.
+type BootRequest struct {
+	UUID      string `json:"uuid"` // generated when empty
+	Hostname  string `json:"hostname"`
+	ProjectID string `json:"project_id"` // admin may set; projects get their own
+	Host      string `json:"host"`
+	// Network is an id, uuid or label; empty picks the first network the
+	// project may use.
+	Network        string     `json:"network"`
+	FixedAddress   netip.Addr `json:"fixed_address,omitzero"`
+	UserData       string     `json:"user_data"`
+	KeyName        string     `json:"key_name"`
+	KeyData        string     `json:"key_data"`
+	SecurityGroups []string   `json:"security_groups"` // names; default ["default"]
+}
+
+// InstanceDetail is an instance with its networking.
+type InstanceDetail struct {
+	model.Instance
+	VIFs        []model.VIF        `json:"vifs"`
+	FixedIPs    []model.FixedIP    `json:"fixed_ips"`
+	FloatingIPs []model.FloatingIP `json:"floating_ips"`
+}
+
+// FixedIPDetail is a fixed IP with its network's facts (os-fixed-ips).
+type FixedIPDetail struct {
+	model.FixedIP
+	CIDR     netip.Prefix `json:"cidr"`
+	Hostname string       `json:"hostname,omitempty"`
+	Host     string       `json:"host,omitempty"`
+}
+
+// FloatingRangeRequest mirrors nova-manage floating create.
+type FloatingRangeRequest struct {
+	IPRange   string `json:"ip_range"`  // CIDR or single address
+	Pool      string `json:"pool"`      // default default_floating_pool
+	Interface string `json:"interface"` // default public_interface
+}
