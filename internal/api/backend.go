@@ -14,27 +14,27 @@ import (
 // *model.Error values whose kind picks the HTTP status.
 type Backend interface {
 	// Networks (admin only; the API checks scope.Admin before calling).
-	CreateNetworks(ctx context.Context, req NetworkCreateRequest) ([]model.Network, error)
+	CreateNetworks(ctx context.Context, req model.NetworkCreateRequest) ([]model.Network, error)
 	ListNetworks(ctx context.Context, scope model.Scope) ([]model.Network, error)
 	// GetNetwork accepts an id, uuid or label.
 	GetNetwork(ctx context.Context, scope model.Scope, ref string) (model.Network, error)
 	DeleteNetwork(ctx context.Context, ref string) error
 
 	// Fixed IPs (admin only).
-	GetFixedIP(ctx context.Context, addr netip.Addr) (FixedIPDetail, error)
+	GetFixedIP(ctx context.Context, addr netip.Addr) (model.FixedIPDetail, error)
 	SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserved bool) error
 
 	// Instances.
-	BootInstance(ctx context.Context, scope model.Scope, req BootRequest) (InstanceDetail, error)
+	BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error)
 	DeleteInstance(ctx context.Context, scope model.Scope, uuid string) error
-	GetInstance(ctx context.Context, scope model.Scope, uuid string) (InstanceDetail, error)
-	ListInstances(ctx context.Context, scope model.Scope) ([]InstanceDetail, error)
+	GetInstance(ctx context.Context, scope model.Scope, uuid string) (model.InstanceDetail, error)
+	ListInstances(ctx context.Context, scope model.Scope) ([]model.InstanceDetail, error)
 	AddInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
 	RemoveInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
 
 	// Floating IPs.
-	CreateFloatingRange(ctx context.Context, req FloatingRangeRequest) ([]model.FloatingIP, error) // admin
-	DeleteFloatingRange(ctx context.Context, ipRange string) (int, error)                          // admin
+	CreateFloatingRange(ctx context.Context, req model.FloatingRangeRequest) ([]model.FloatingIP, error) // admin
+	DeleteFloatingRange(ctx context.Context, ipRange string) (int, error)                                // admin
 	// ListFloatingIPs lists the scope's project's floating IPs; with
 	// all=true (admin) every floating IP.
 	ListFloatingIPs(ctx context.Context, scope model.Scope, all bool) ([]model.FloatingIP, error)
@@ -73,64 +73,4 @@ type Backend interface {
 	// Leases returns what dnsmasq on host should believe it leased for the
 	// network with this bridge (for `dhcpbridge init`).
 	Leases(ctx context.Context, host, bridge string) ([]model.Lease, error)
-}
-
-// NetworkCreateRequest mirrors nova-manage network create.
-type NetworkCreateRequest struct {
-	Label           string            `json:"label"`
-	Kind            model.ManagerKind `json:"kind"`           // default flatdhcp
-	FixedRangeV4    string            `json:"fixed_range_v4"` // CIDR
-	NumNetworks     int               `json:"num_networks"`   // default 1
-	NetworkSize     int               `json:"network_size"`   // default 256 (or the whole range if smaller)
-	Bridge          string            `json:"bridge"`
-	BridgeInterface string            `json:"bridge_interface"`
-	MultiHost       bool              `json:"multi_host"`
-	DNS1            string            `json:"dns1"`
-	DNS2            string            `json:"dns2"`
-	Gateway         string            `json:"gateway"`
-	DHCPStart       string            `json:"dhcp_start"`
-	VLAN            int               `json:"vlan"`
-	ProjectID       string            `json:"project_id"`
-	// Host is the single-host network host; default the server's network_host.
-	Host string `json:"host"`
-	MTU  int    `json:"mtu"`
-}
-
-// BootRequest allocates networking for an instance on a host.
-type BootRequest struct {
-	UUID      string `json:"uuid"` // generated when empty
-	Hostname  string `json:"hostname"`
-	ProjectID string `json:"project_id"` // admin may set; projects get their own
-	Host      string `json:"host"`
-	// Network is an id, uuid or label; empty picks the first network the
-	// project may use.
-	Network        string     `json:"network"`
-	FixedAddress   netip.Addr `json:"fixed_address,omitzero"`
-	UserData       string     `json:"user_data"`
-	KeyName        string     `json:"key_name"`
-	KeyData        string     `json:"key_data"`
-	SecurityGroups []string   `json:"security_groups"` // names; default ["default"]
-}
-
-// InstanceDetail is an instance with its networking.
-type InstanceDetail struct {
-	model.Instance
-	VIFs        []model.VIF        `json:"vifs"`
-	FixedIPs    []model.FixedIP    `json:"fixed_ips"`
-	FloatingIPs []model.FloatingIP `json:"floating_ips"`
-}
-
-// FixedIPDetail is a fixed IP with its network's facts (os-fixed-ips).
-type FixedIPDetail struct {
-	model.FixedIP
-	CIDR     netip.Prefix `json:"cidr"`
-	Hostname string       `json:"hostname,omitempty"`
-	Host     string       `json:"host,omitempty"`
-}
-
-// FloatingRangeRequest mirrors nova-manage floating create.
-type FloatingRangeRequest struct {
-	IPRange   string `json:"ip_range"`  // CIDR or single address
-	Pool      string `json:"pool"`      // default default_floating_pool
-	Interface string `json:"interface"` // default public_interface
 }
