@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"novanet/internal/model"
+)
+
+// maxPendingLeases bounds the events kept while the API is unreachable;
+// older ones are dropped first since a later event for the same address
+// supersedes them and dnsmasq repeats "old" events on renewal anyway.
+const maxPendingLeases = 4096
+
+// LeaseHandler receives dnsmasq's script events through the local socket
+// and forwards them to the API. It never blocks dnsmasq on the API: events
+// the API cannot take now are queued and retried.
+type LeaseHandler struct {
+	a       *Agent
+	pending chan model.LeaseEvent
+}
+
+// Leases returns the handler for the dhcpbridge socket; Run its Forward
+// loop alongside the agent.
+func (a *Agent) Leases() *LeaseHandler {
+	return &LeaseHandler{a: a, pending: make(chan model.LeaseEvent, maxPendingLeases)}
+}
+
+// HandleLease queues one event for the API.
+func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) error {
+	ev.Host = h.a.cfg.Host
+	for {
+		select {
+		case h.pending <- ev:
+			return nil
+		default:
+			// Full: drop the oldest.
+			select {
+			case old := <-h.pending:
+				h.a.log.Warn("lease event queue full; dropping oldest", "action", old.Action, "address", old.Address)
+			default:
+			}
+		}
+	}
+}
+
+// Leases answers dnsmasq's init: from the API when it answers, else from
+// the cached host state so a dnsmasq restarted during an API outage keeps
+// its leases.
+func (h *LeaseHandler) Leases(ctx context.Context, bridge string) ([]model.Lease, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ls, err := h.a.api.Leases(cctx, h.a.cfg.Host, bridge)
+	if err == nil {
+		return ls, nil
+	}
+	h.a.log.Warn("leases from api failed; answering from cached state", "bridge", bridge, "err", err)
+	return h.a.cachedLeases(bridge), nil
+}
+
+// Forward sends queued events to the API in order until ctx ends,
+// retrying with backoff while the API is unreachable.
+func (h *LeaseHandler) Forward(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		var ev model.LeaseEvent
+		select {
+		case <-ctx.Done():
+			return
+		case ev = <-h.pending:
+		}
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := h.a.api.RecordLease(cctx, ev)
+			cancel()
+			if err == nil {
+				backoff = 100 * time.Millisecond
+				break
+			}
+			if k := model.KindOf(err); k != 0 {
+				// The API understood and refused it (unknown address, MAC
+				// mismatch): retrying will not help.
+				h.a.log.Warn("lease event refused", "action", ev.Action, "address", ev.Address, "mac", ev.MAC, "err", err)
+				break
+			}
+			h.a.log.Warn("lease event not delivered; retrying", "err", err, "retry_in_s", backoff.Seconds())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+}
