@@ -1,0 +1,289 @@
+// Package client is the typed Go client of novanet's HTTP API, used by the
+// CLI, the agent, the lab and the tests. It speaks the native /v1 endpoints
+// where they exist and the OpenStack-compatible /v2.1 ones otherwise, and
+// turns the server's error bodies back into *model.Error values carrying
+// the server's message and kind.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"novanet/internal/model"
+)
+
+// Client talks to one novanet server with one token. It is safe for
+// concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the server at baseURL (e.g.
+// "http://127.0.0.1:8774") authenticating with token.
+func New(baseURL, token string) *Client {
+	return &Client{
+		base:  strings.TrimRight(baseURL, "/"),
+		token: token,
+		// No overall timeout: long polls run for as long as their ctx.
+		http: &http.Client{Transport: http.DefaultTransport},
+	}
+}
+
+// WithHTTPClient replaces the underlying HTTP client (tests, custom TLS).
+func (c *Client) WithHTTPClient(h *http.Client) *Client {
+	c.http = h
+	return c
+}
+
+// errorBody is nova's error shape: {"itemNotFound":{"code":404,"message":"..."}}
+// with novanet's "kind" extension.
+type errorDetail struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Kind    string `json:"kind"`
+}
+
+// KindFromName maps the "kind" names the server sends back to model kinds.
+func KindFromName(name string) model.ErrorKind {
+	switch name {
+	case "invalid":
+		return model.ErrInvalid
+	case "forbidden":
+		return model.ErrForbidden
+	case "not_found":
+		return model.ErrNotFound
+	case "conflict":
+		return model.ErrConflict
+	case "exhausted":
+		return model.ErrExhausted
+	case "quota":
+		return model.ErrQuota
+	case "unauthorized":
+		return model.ErrUnauthorized
+	}
+	return 0
+}
+
+func kindFromStatus(code int) model.ErrorKind {
+	switch code {
+	case 400, 413, 415:
+		return model.ErrInvalid
+	case 401:
+		return model.ErrUnauthorized
+	case 403:
+		return model.ErrForbidden
+	case 404:
+		return model.ErrNotFound
+	case 409:
+		return model.ErrConflict
+	}
+	return 0
+}
+
+// HTTPError is returned for a non-2xx answer. It wraps a *model.Error (so
+// model.KindOf works) and keeps the HTTP status.
+type HTTPError struct {
+	Status int
+	Err    *model.Error
+}
+
+func (e *HTTPError) Error() string { return e.Err.Msg }
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request for %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("X-Auth-Token", c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is novanet serve running at %s?)", method, path, err, c.base)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read response of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp.StatusCode, data)
+	}
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeError(status int, data []byte) error {
+	var m map[string]errorDetail
+	e := &model.Error{Kind: kindFromStatus(status)}
+	if json.Unmarshal(data, &m) == nil && len(m) == 1 {
+		for _, d := range m {
+			e.Msg = d.Message
+			if k := KindFromName(d.Kind); k != 0 {
+				e.Kind = k
+			}
+		}
+	}
+	if e.Msg == "" {
+		e.Msg = fmt.Sprintf("server answered %d: %s", status, strings.TrimSpace(string(data)))
+	}
+	return &HTTPError{Status: status, Err: e}
+}
+
+// ---- agent endpoints (/v1/hosts, /v1/leases) ----
+
+// HostState returns the desired state of host.
+func (c *Client) HostState(ctx context.Context, host string) (model.HostState, error) {
+	var hs model.HostState
+	err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/state", nil, &hs)
+	return hs, err
+}
+
+// WaitHost long-polls until host's revision exceeds after or timeout passes
+// (the server caps it), and returns the current revision.
+func (c *Client) WaitHost(ctx context.Context, host string, after int64, timeout time.Duration) (int64, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	q.Set("timeout", timeout.String())
+	var out struct {
+		Revision int64 `json:"revision"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/watch?"+q.Encode(), nil, &out)
+	return out.Revision, err
+}
+
+// ReportApplied tells the server which revision host's agent applied, and
+// the problem it met ("" when none).
+func (c *Client) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
+	in := struct {
+		Revision int64  `json:"revision"`
+		Problem  string `json:"problem"`
+	}{revision, problem}
+	return c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(host)+"/applied", in, nil)
+}
+
+// RecordLease forwards one dnsmasq lease event.
+func (c *Client) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
+	return c.do(ctx, http.MethodPost, "/v1/leases", ev, nil)
+}
+
+// Leases returns what host's dnsmasq on bridge should believe it leased.
+func (c *Client) Leases(ctx context.Context, host, bridge string) ([]model.Lease, error) {
+	var out []model.Lease
+	err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/leases?bridge="+url.QueryEscape(bridge), nil, &out)
+	return out, err
+}
+
+// ---- instances (/v1/instances) ----
+
+// BootInstance allocates networking for an instance.
+func (c *Client) BootInstance(ctx context.Context, req model.BootRequest) (model.InstanceDetail, error) {
+	var out model.InstanceDetail
+	err := c.do(ctx, http.MethodPost, "/v1/instances", req, &out)
+	return out, err
+}
+
+// DeleteInstance deallocates an instance's networking.
+func (c *Client) DeleteInstance(ctx context.Context, uuid string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/instances/"+url.PathEscape(uuid), nil, nil)
+}
+
+// GetInstance returns one instance with its networking.
+func (c *Client) GetInstance(ctx context.Context, uuid string) (model.InstanceDetail, error) {
+	var out model.InstanceDetail
+	err := c.do(ctx, http.MethodGet, "/v1/instances/"+url.PathEscape(uuid), nil, &out)
+	return out, err
+}
+
+// ListInstances returns the instances the token may see.
+func (c *Client) ListInstances(ctx context.Context) ([]model.InstanceDetail, error) {
+	var out []model.InstanceDetail
+	err := c.do(ctx, http.MethodGet, "/v1/instances", nil, &out)
+	return out, err
+}
+
+// ---- networks (/v1/networks) ----
+
+// CreateNetworks carves networks as nova-manage network create does.
+func (c *Client) CreateNetworks(ctx context.Context, req model.NetworkCreateRequest) ([]model.Network, error) {
+	var out []model.Network
+	err := c.do(ctx, http.MethodPost, "/v1/networks", req, &out)
+	return out, err
+}
+
+// ListNetworks returns the networks the token may see.
+func (c *Client) ListNetworks(ctx context.Context) ([]model.Network, error) {
+	var out []model.Network
+	err := c.do(ctx, http.MethodGet, "/v1/networks", nil, &out)
+	return out, err
+}
+
+// GetNetwork returns one network by id, uuid or label.
+func (c *Client) GetNetwork(ctx context.Context, ref string) (model.Network, error) {
+	var out model.Network
+	err := c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(ref), nil, &out)
+	return out, err
+}
+
+// DeleteNetwork deletes a network by id, uuid or label.
+func (c *Client) DeleteNetwork(ctx context.Context, ref string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(ref), nil, nil)
+}
+
+// ---- fixed IPs (/v2.1/os-fixed-ips) ----
+
+// FixedIPInfo is nova's os-fixed-ips view.
+type FixedIPInfo struct {
+	Address  string `json:"address"`
+	CIDR     string `json:"cidr"`
+	Host     string `json:"host"`
+	Hostname string `json:"hostname"`
+	Reserved bool   `json:"reserved"`
+}
+
+// GetFixedIP shows one fixed address.
+func (c *Client) GetFixedIP(ctx context.Context, addr netip.Addr) (FixedIPInfo, error) {
+	var out struct {
+		FixedIP FixedIPInfo `json:"fixed_ip"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v2.1/os-fixed-ips/"+addr.String(), nil, &out)
+	return out.FixedIP, err
+}
+
+// SetFixedIPReserved reserves or unreserves a fixed address.
+func (c *Client) SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserved bool) error {
+	action := "unreserve"
+	if reserved {
+		action = "reserve"
+	}
+	return c.do(ctx, http.MethodPost, "/v2.1/os-fixed-ips/"+addr.String()+"/action", map[string]any{action: nil}, nil)
+}
