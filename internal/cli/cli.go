@@ -1,0 +1,236 @@
+// Package cli is novanet's command tree (cobra): serve, the client
+// commands (network, fixed-ip, floating-ip, secgroup, instance) and the
+// commands other files register through Register (agent, dhcpbridge,
+// lab). It only wires: configuration is loaded once and typed values are
+// passed inward.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"novanet/internal/client"
+	"novanet/internal/config"
+)
+
+var (
+	regMu      sync.Mutex
+	registered []func() *cobra.Command
+)
+
+// Register adds a subcommand constructor; call it from init() in other
+// files of this package.
+func Register(f func() *cobra.Command) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	registered = append(registered, f)
+}
+
+// usageError marks a command-line mistake (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// globals are the flags every command shares.
+type globals struct {
+	configFiles []string
+	osURL       string
+	osToken     string
+	output      string
+	stdout      io.Writer
+	stderr      io.Writer
+}
+
+// Main runs the command line args (args[0] is the program) and returns the
+// exit status: 0 success, 1 failure, 2 usage error.
+func Main(ctx context.Context, args []string) int {
+	return run(ctx, args[1:], os.Stdout, os.Stderr)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "novanet: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// isCobraUsage recognises cobra's own argument errors, which are plain
+// errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "novanet",
+		Short:         "nova-network, re-implemented: flat networking for VMs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringArrayVar(&g.configFiles, "config-file", nil, "nova.conf-style file (repeatable; later files win)")
+	pf.StringVar(&g.osURL, "os-url", "", "API endpoint (default $NOVANET_URL, then api_url from the config file)")
+	pf.StringVar(&g.osToken, "os-token", "", "API token (default $NOVANET_TOKEN, then auth_token from the config file)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g))
+	regMu.Lock()
+	for _, f := range registered {
+		root.AddCommand(f())
+	}
+	regMu.Unlock()
+	for _, c := range root.Commands() {
+		wrapArgs(c)
+	}
+	return root
+}
+
+// wrapArgs turns cobra's argument-count errors into usage errors.
+func wrapArgs(c *cobra.Command) {
+	if c.Args != nil {
+		orig := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := orig(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
+}
+
+// underscores lets nova-manage's --fixed_range_v4 and --fixed-range-v4
+// name the same flag.
+func underscores(f *pflag.FlagSet, name string) pflag.NormalizedName {
+	return pflag.NormalizedName(strings.ReplaceAll(name, "-", "_"))
+}
+
+// LoadConfig loads the configuration from --config-file, the environment
+// and overrides (for commands in other files too).
+func LoadConfig(cmd *cobra.Command, overrides map[string][]string) (*config.Config, error) {
+	files, _ := cmd.Flags().GetStringArray("config-file")
+	if files == nil {
+		files, _ = cmd.Flags().GetStringArray("config_file")
+	}
+	c, err := config.Load(config.Sources{Files: files, Env: os.Environ(), Overrides: overrides})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "novanet: warning: %s\n", w)
+	}
+	return c, nil
+}
+
+// client builds an API client from flags, environment and config file,
+// in that order of precedence.
+func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
+	url, token := g.osURL, g.osToken
+	if url == "" {
+		url = os.Getenv("NOVANET_URL")
+	}
+	if token == "" {
+		token = os.Getenv("NOVANET_TOKEN")
+	}
+	if url == "" || token == "" {
+		var cfgURL, cfgToken string
+		if len(g.configFiles) > 0 {
+			c, err := config.Load(config.Sources{Files: g.configFiles, Env: os.Environ()})
+			if err != nil {
+				return nil, err
+			}
+			cfgURL, cfgToken = c.APIURL, c.AuthToken
+		}
+		if url == "" {
+			url = cfgURL
+		}
+		if token == "" {
+			token = cfgToken
+		}
+	}
+	if url == "" {
+		url = "http://127.0.0.1:8774"
+	}
+	if token == "" {
+		return nil, usagef("no API token: pass --os-token, set NOVANET_TOKEN, or set auth_token in [novanet] of --config-file")
+	}
+	return client.New(url, token), nil
+}
+
+func (g *globals) json() (bool, error) {
+	switch g.output {
+	case "table", "":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, usagef("--output %q is unknown; use table or json", g.output)
+}
+
+// print writes v as JSON with -o json, else the table rows.
+func (g *globals) print(v any, header []string, rows [][]string) error {
+	asJSON, err := g.json()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// done prints a confirmation line (or {} in JSON mode).
+func (g *globals) done(format string, args ...any) error {
+	asJSON, err := g.json()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		fmt.Fprintln(g.stdout, "{}")
+		return nil
+	}
+	fmt.Fprintf(g.stdout, format+"\n", args...)
+	return nil
+}
