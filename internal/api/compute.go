@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -341,6 +342,30 @@ func checkCreate(req model.NetworkCreateRequest) error {
 	if len(req.Bridge) > 15 {
 		return invalid("bridge name %q is longer than 15 bytes (the kernel's limit); choose a shorter name such as br100", req.Bridge)
 	}
+	for _, n := range []struct{ what, v string }{{"bridge", req.Bridge}, {"bridge_interface", req.BridgeInterface}} {
+		if n.v == "." || n.v == ".." || strings.ContainsAny(n.v, "/: \t\n") {
+			return invalid("%s name %q is not a valid interface name (no '/', ':' or spaces, not . or ..)", n.what, n.v)
+		}
+	}
+	if len(req.BridgeInterface) > 15 {
+		return invalid("bridge_interface %q is longer than 15 bytes (the kernel's limit)", req.BridgeInterface)
+	}
+	if p, err := netip.ParsePrefix(strings.TrimSpace(req.FixedRangeV4)); err != nil || !p.Addr().Is4() {
+		return invalid("fixed range %q is not an IPv4 CIDR such as 10.0.0.0/24", req.FixedRangeV4)
+	}
+	for _, a := range []struct{ what, v string }{{"dns1", req.DNS1}, {"dns2", req.DNS2}, {"gateway", req.Gateway}, {"dhcp_start", req.DHCPStart}} {
+		if a.v != "" {
+			if _, err := parseAddr(a.v, a.what); err != nil {
+				return err
+			}
+		}
+	}
+	if req.VLAN > 4094 {
+		return invalid("vlan %d is outside 1-4094", req.VLAN)
+	}
+	if req.MTU != 0 && (req.MTU < 576 || req.MTU > 65535) {
+		return invalid("mtu %d is outside 576-65535", req.MTU)
+	}
 	return nil
 }
 
@@ -390,10 +415,8 @@ func (s *Server) allocateFloating(w http.ResponseWriter, r *http.Request) error 
 		Pool *string `json:"pool"`
 	}
 	// nova accepts an empty body (default pool).
-	if r.ContentLength != 0 {
-		if err := decode(w, r, &body, true); err != nil && !strings.Contains(err.Error(), "missing JSON request body") {
-			return err
-		}
+	if err := decode(w, r, &body, true); err != nil && !errors.Is(err, errEmptyBody) {
+		return err
 	}
 	pool := ""
 	if body.Pool != nil {

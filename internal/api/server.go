@@ -268,6 +268,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(b, '\n'))
 }
 
+// errEmptyBody is returned by decode for an empty body; endpoints whose
+// body is optional test for it with errors.Is.
+var errEmptyBody = model.Errorf(model.ErrInvalid, "missing JSON request body")
+
 // decode reads a JSON body into v: at most MaxBodyBytes, one value, no
 // unknown fields when strict. It fails before the backend is touched.
 func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
@@ -281,7 +285,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
 		return model.Errorf(model.ErrInvalid, "read request body: %v", err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return model.Errorf(model.ErrInvalid, "missing JSON request body")
+		return errEmptyBody
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {
