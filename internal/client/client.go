@@ -287,3 +287,12 @@ func (c *Client) SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserv
 	}
 	return c.do(ctx, http.MethodPost, "/v2.1/os-fixed-ips/"+addr.String()+"/action", map[string]any{action: nil}, nil)
 }
+
+// String names the endpoint and a token prefix, for logs and tests.
+func (c *Client) String() string {
+	tok := c.token
+	if len(tok) > 4 {
+		tok = tok[:4] + "…"
+	}
+	return c.base + " token=" + tok
+}
