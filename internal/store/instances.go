@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"novanet/internal/model"
 )
@@ -250,6 +251,38 @@ func (t *Tx) Ports(ctx context.Context, networkID int64, host string) ([]Port, e
 		p.Address.Host = fhost.String
 		p.Address.UpdatedAt = fromMicros(upd)
 		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// LeaseRow is an address dnsmasq may believe it leased.
+type LeaseRow struct {
+	Address  netip.Addr
+	MAC      string
+	Hostname string // "" when the instance is gone
+	Host     string // the instance's host, "" when the instance is gone
+}
+
+// LeaseRows returns the network's allocated or leased addresses that have
+// a VIF, in address-row order.
+func (t *Tx) LeaseRows(ctx context.Context, networkID int64) ([]LeaseRow, error) {
+	rows, err := t.Query(ctx, `SELECT f.address, v.mac, i.hostname, i.host
+		FROM fixed_ips f JOIN virtual_interfaces v ON v.id = f.virtual_interface_id LEFT JOIN instances i ON i.uuid = f.instance_uuid
+		WHERE f.network_id = ? AND (f.allocated OR f.leased) ORDER BY f.id`, networkID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LeaseRow
+	for rows.Next() {
+		var r LeaseRow
+		var addr string
+		var hn, h sql.NullString
+		if err := rows.Scan(&addr, &r.MAC, &hn, &h); err != nil {
+			return nil, err
+		}
+		r.Address, r.Hostname, r.Host = parseAddr(addr), hn.String, h.String
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }

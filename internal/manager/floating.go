@@ -1,0 +1,327 @@
+package manager
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"novanet/internal/model"
+	"novanet/internal/store"
+)
+
+// parseFloatingRange returns the first and last address of a range given
+// as a CIDR (every host address; a /32 or /31 is every address) or a
+// single address.
+func parseFloatingRange(s string) (lo, hi netip.Addr, p netip.Prefix, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range is required: give a CIDR such as 203.0.113.0/28 or one address")
+	}
+	if !strings.Contains(s, "/") {
+		a, perr := netip.ParseAddr(s)
+		if perr != nil || !a.Is4() {
+			return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 address or CIDR", s)
+		}
+		return a, a, netip.PrefixFrom(a, 32), nil
+	}
+	p, perr := netip.ParsePrefix(s)
+	if perr != nil || !p.Addr().Is4() {
+		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 CIDR", s)
+	}
+	if p.Masked() != p {
+		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s has host bits set: use %s", p, p.Masked())
+	}
+	if p.Bits() < 16 {
+		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s is larger than a /16: create it in smaller pieces", p)
+	}
+	lo, hi = p.Addr(), broadcastOf(p)
+	if p.Bits() <= 30 {
+		lo, hi = lo.Next(), hi.Prev()
+	}
+	return lo, hi, p, nil
+}
+
+// CreateFloatingRange is nova-manage floating create.
+func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRangeRequest) ([]model.FloatingIP, error) {
+	lo, hi, p, err := parseFloatingRange(req.IPRange)
+	if err != nil {
+		return nil, err
+	}
+	pool := strings.TrimSpace(req.Pool)
+	if pool == "" {
+		pool = m.opts.DefaultFloatingPool
+	}
+	if err := validGroupName(pool); err != nil || strings.ContainsAny(pool, " \t/") {
+		return nil, model.Errorf(model.ErrInvalid, "pool name %q is invalid: use letters, digits, '-' or '_'", pool)
+	}
+	iface := strings.TrimSpace(req.Interface)
+	if iface == "" {
+		iface = m.opts.PublicInterface
+	}
+	if err := validIfName("interface", iface); err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	for a := lo; ; a = a.Next() {
+		addrs = append(addrs, a)
+		if a == hi {
+			break
+		}
+	}
+	var out []model.FloatingIP
+	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		nets, err := tx.ListNetworks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if n.CIDR.Overlaps(p) {
+				return model.Errorf(model.ErrConflict, "floating range %s overlaps fixed network %q (%s)", req.IPRange, n.Label, n.CIDR)
+			}
+		}
+		if k, err := tx.CountFloatingInRange(ctx, lo, hi, ""); err != nil {
+			return err
+		} else if k > 0 {
+			return model.Errorf(model.ErrConflict, "%d addresses of %s are already floating ips: delete them or choose another range", k, req.IPRange)
+		}
+		if err := tx.InsertFloatingIPs(ctx, addrs, pool, iface); err != nil {
+			return err
+		}
+		fls, err := tx.Floatings(ctx, `fl.ipnum BETWEEN ? AND ?`, store.IPNum(lo), store.IPNum(hi))
+		out = out[:0]
+		for _, f := range fls {
+			out = append(out, f.FloatingIP)
+		}
+		return err
+	})
+	return out, err
+}
+
+// DeleteFloatingRange removes a range none of which is allocated.
+func (m *Manager) DeleteFloatingRange(ctx context.Context, ipRange string) (int, error) {
+	lo, hi, _, err := parseFloatingRange(ipRange)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		used, err := tx.CountFloatingInRange(ctx, lo, hi, "fl.project_id IS NOT NULL")
+		if err != nil {
+			return err
+		}
+		if used > 0 {
+			return model.Errorf(model.ErrConflict, "%d floating ips of %s are allocated to projects: release them first", used, ipRange)
+		}
+		n, err = tx.DeleteFloatingInRange(ctx, lo, hi)
+		if err == nil && n == 0 {
+			return model.Errorf(model.ErrNotFound, "no floating ips in %s", ipRange)
+		}
+		return err
+	})
+	return n, err
+}
+
+// ListFloatingIPs lists the scope's project's floating IPs, or all (admin).
+func (m *Manager) ListFloatingIPs(ctx context.Context, scope model.Scope, all bool) ([]model.FloatingIP, error) {
+	out := []model.FloatingIP{}
+	err := m.view(ctx, func(tx *store.Tx) error {
+		var fls []store.Floating
+		var err error
+		switch {
+		case all && scope.Admin:
+			fls, err = tx.Floatings(ctx, "")
+		case scope.ProjectID != "":
+			fls, err = tx.Floatings(ctx, `fl.project_id = ?`, scope.ProjectID)
+		}
+		out = out[:0]
+		for _, f := range fls {
+			out = append(out, f.FloatingIP)
+		}
+		return err
+	})
+	return out, err
+}
+
+func findFloating(ctx context.Context, tx *store.Tx, scope model.Scope, ref string) (store.Floating, error) {
+	var f store.Floating
+	var err error
+	if a, perr := netip.ParseAddr(strings.TrimSpace(ref)); perr == nil {
+		f, err = tx.FloatingByAddress(ctx, a)
+	} else if id, perr := strconv.ParseInt(strings.TrimSpace(ref), 10, 64); perr == nil {
+		f, err = tx.FloatingByID(ctx, id)
+	} else {
+		return f, model.Errorf(model.ErrInvalid, "floating ip %q is neither an id nor an address", ref)
+	}
+	if err != nil {
+		return f, err
+	}
+	if !(scope.Admin || (f.ProjectID != "" && f.ProjectID == scope.ProjectID)) {
+		return f, model.Errorf(model.ErrNotFound, "floating ip %s not found", ref)
+	}
+	return f, nil
+}
+
+// GetFloatingIP returns one floating IP by id or address.
+func (m *Manager) GetFloatingIP(ctx context.Context, scope model.Scope, ref string) (model.FloatingIP, error) {
+	var f store.Floating
+	err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		f, err = findFloating(ctx, tx, scope, ref)
+		return err
+	})
+	return f.FloatingIP, err
+}
+
+// AllocateFloatingIP gives the scope's project a floating IP from pool.
+func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, pool string) (model.FloatingIP, error) {
+	if scope.ProjectID == "" {
+		return model.FloatingIP{}, model.Errorf(model.ErrInvalid, "no project in the caller's scope to own the floating ip")
+	}
+	if pool == "" {
+		pool = m.opts.DefaultFloatingPool
+	}
+	var f store.Floating
+	err := m.update(ctx, func(tx *store.Tx, c *change) error {
+		limit := m.opts.QuotaFloatingIPs
+		if l, ok, err := tx.QuotaLimit(ctx, scope.ProjectID, "floating_ips"); err != nil {
+			return err
+		} else if ok {
+			limit = l
+		}
+		if limit >= 0 {
+			n, err := tx.CountProjectFloating(ctx, scope.ProjectID)
+			if err != nil {
+				return err
+			}
+			if n >= limit {
+				return model.Errorf(model.ErrQuota, "project %s has %d floating ips, its quota is %d: release one first", scope.ProjectID, n, limit)
+			}
+		}
+		// Rows lock per project in PostgreSQL only through the host rows;
+		// a project racing itself past its quota by one is accepted.
+		var err error
+		f, err = tx.AllocateFloating(ctx, pool, scope.ProjectID, false)
+		if store.IsNoFreeAddress(err) {
+			pools, perr := tx.FloatingPools(ctx)
+			if perr != nil {
+				return perr
+			}
+			for _, p := range pools {
+				if p == pool {
+					return model.Errorf(model.ErrExhausted, "floating ip pool %q has no free addresses: ask an admin to add a range", pool)
+				}
+			}
+			return model.Errorf(model.ErrNotFound, "floating ip pool %q does not exist (pools: %s)", pool, strings.Join(pools, ", "))
+		}
+		return err
+	})
+	return f.FloatingIP, err
+}
+
+// ReleaseFloatingIP returns a floating IP to its pool (disassociating it).
+func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref string) error {
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		f, err := findFloating(ctx, tx, scope, ref)
+		if err != nil {
+			return err
+		}
+		if f.ProjectID == "" {
+			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated", f.Address)
+		}
+		if err := c.bump(ctx, tx, f.Host); err != nil {
+			return err
+		}
+		return tx.ReleaseFloating(ctx, f.ID)
+	})
+}
+
+// AssociateFloatingIP binds a floating IP to an instance's fixed address.
+func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string, fixed netip.Addr) error {
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		f, err := tx.FloatingByAddress(ctx, floating)
+		if err != nil {
+			return err
+		}
+		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
+		}
+		inst, err := tx.Instance(ctx, instanceUUID)
+		if err != nil {
+			return err
+		}
+		if !scope.Sees(inst.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "instance %s not found", instanceUUID)
+		}
+		if inst.ProjectID != f.ProjectID {
+			return model.Errorf(model.ErrInvalid, "floating ip %s belongs to project %s, instance %s to %s", floating, f.ProjectID, instanceUUID, inst.ProjectID)
+		}
+		fixeds, err := tx.FixedIPsByInstance(ctx, instanceUUID)
+		if err != nil {
+			return err
+		}
+		var target model.FixedIP
+		for _, x := range fixeds {
+			if x.Allocated && (!fixed.IsValid() || x.Address == fixed) {
+				target = x
+				break
+			}
+		}
+		if target.ID == 0 {
+			if fixed.IsValid() {
+				return model.Errorf(model.ErrInvalid, "instance %s has no fixed address %s", instanceUUID, fixed)
+			}
+			return model.Errorf(model.ErrInvalid, "instance %s has no fixed address to associate with", instanceUUID)
+		}
+		if f.FixedIPID == target.ID {
+			return nil
+		}
+		if f.FixedIPID != 0 {
+			return model.Errorf(model.ErrConflict, "floating ip %s is associated with %s: disassociate it first", floating, f.FixedAddress)
+		}
+		n, err := tx.NetworkByID(ctx, target.NetworkID)
+		if err != nil {
+			return err
+		}
+		host := natHost(n, inst.Host)
+		if err := c.bump(ctx, tx, host); err != nil {
+			return err
+		}
+		return tx.AssociateFloating(ctx, f.ID, target.ID, host)
+	})
+}
+
+// DisassociateFloatingIP unbinds a floating IP (instanceUUID, if given,
+// must be the one it is bound to).
+func (m *Manager) DisassociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string) error {
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		f, err := tx.FloatingByAddress(ctx, floating)
+		if err != nil {
+			return err
+		}
+		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "floating ip %s not found", floating)
+		}
+		if f.FixedIPID == 0 {
+			return model.Errorf(model.ErrConflict, "floating ip %s is not associated", floating)
+		}
+		if instanceUUID != "" && f.InstanceUUID != instanceUUID {
+			return model.Errorf(model.ErrConflict, "floating ip %s is associated with instance %s, not %s", floating, f.InstanceUUID, instanceUUID)
+		}
+		if err := c.bump(ctx, tx, f.Host); err != nil {
+			return err
+		}
+		return tx.DisassociateFloating(ctx, f.ID)
+	})
+}
+
+// ListFloatingPools lists pool names.
+func (m *Manager) ListFloatingPools(ctx context.Context) ([]string, error) {
+	out := []string{}
+	err := m.view(ctx, func(tx *store.Tx) error {
+		ps, err := tx.FloatingPools(ctx)
+		out = append(out[:0], ps...)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,352 @@
+package manager
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"novanet/internal/model"
+	"novanet/internal/store"
+)
+
+// HostState computes host's desired state from one consistent snapshot.
+func (m *Manager) HostState(ctx context.Context, host string) (model.HostState, error) {
+	if err := validHostName(host, false); err != nil {
+		return model.HostState{}, err
+	}
+	var hs model.HostState
+	err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		hs, err = m.hostState(ctx, tx, host)
+		return err
+	})
+	return hs, err
+}
+
+func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (model.HostState, error) {
+	hs := model.HostState{Host: host, Networks: []model.HostNetwork{}, FloatingIPs: []model.HostFloatingIP{}, SecurityGroups: []model.HostSecurityGroup{}}
+	row, err := tx.HostRow(ctx, host)
+	if err != nil {
+		return hs, err
+	}
+	hs.Revision = row.Revision
+	nets, err := tx.ListNetworks(ctx)
+	if err != nil {
+		return hs, err
+	}
+	hs.Options = model.ClusterOptions{
+		DHCPDomain: m.opts.DHCPDomain, DHCPLeaseTime: m.opts.DHCPLeaseTime,
+		ForceDHCPRelease: m.opts.ForceDHCPRelease, AllowSameNetTraffic: m.opts.AllowSameNetTraffic,
+		FixedRanges: []netip.Prefix{},
+	}
+	for _, n := range nets {
+		hs.Options.FixedRanges = append(hs.Options.FixedRanges, n.CIDR)
+	}
+	local, err := tx.Ports(ctx, 0, host)
+	if err != nil {
+		return hs, err
+	}
+	byNet := map[int64][]store.Port{}
+	for _, p := range local {
+		byNet[p.NetworkID] = append(byNet[p.NetworkID], p)
+	}
+	own, err := tx.FixedIPsByHost(ctx, host)
+	if err != nil {
+		return hs, err
+	}
+	ownAddr := map[int64]netip.Addr{}
+	for _, f := range own {
+		ownAddr[f.NetworkID] = f.Address
+	}
+	rels, err := tx.Releases(ctx, host)
+	if err != nil {
+		return hs, err
+	}
+	relByNet := map[int64][]model.DHCPRelease{}
+	for _, r := range rels {
+		relByNet[r.NetworkID] = append(relByNet[r.NetworkID], model.DHCPRelease{MAC: r.MAC, Address: r.Address})
+	}
+	groupSet := map[int64]bool{}
+	for _, n := range nets {
+		lp := byNet[n.ID]
+		dhcp := n.Kind != model.KindFlat
+		hn := model.HostNetwork{Network: n, Instances: []model.HostInstance{}, DHCPHosts: []model.DHCPHost{}, Releases: []model.DHCPRelease{}}
+		var served []store.Port
+		if !n.MultiHost {
+			isNetHost := n.Host == host
+			if !isNetHost && len(lp) == 0 {
+				continue
+			}
+			if dhcp {
+				hn.DHCPServer = n.Gateway
+			}
+			if isNetHost && dhcp {
+				hn.BridgeAddress, hn.ServesDHCP, hn.NAT = n.Gateway, true, true
+				if served, err = tx.Ports(ctx, n.ID, ""); err != nil {
+					return hs, err
+				}
+			}
+		} else {
+			a, ok := ownAddr[n.ID]
+			if !ok && len(lp) == 0 && len(relByNet[n.ID]) == 0 {
+				continue
+			}
+			if ok && dhcp {
+				hn.BridgeAddress, hn.ServesDHCP, hn.NAT, hn.DHCPServer = a, true, true, a
+				served = lp
+			}
+		}
+		if hn.ServesDHCP {
+			for _, p := range served {
+				hn.DHCPHosts = append(hn.DHCPHosts, model.DHCPHost{MAC: p.MAC, Hostname: p.Hostname, Address: p.Address.Address})
+			}
+			hn.Releases = append(hn.Releases, relByNet[n.ID]...)
+		}
+		for _, p := range lp {
+			gs, err := tx.InstanceGroupIDs(ctx, p.InstanceUUID)
+			if err != nil {
+				return hs, err
+			}
+			if gs == nil {
+				gs = []int64{}
+			}
+			for _, g := range gs {
+				groupSet[g] = true
+			}
+			hn.Instances = append(hn.Instances, model.HostInstance{UUID: p.InstanceUUID, Hostname: p.Hostname, ProjectID: p.ProjectID,
+				Address: p.Address.Address, MAC: p.MAC, Device: p.Device, SecurityGroups: gs})
+		}
+		sort.Slice(hn.DHCPHosts, func(i, j int) bool { return hn.DHCPHosts[i].Address.Less(hn.DHCPHosts[j].Address) })
+		sort.Slice(hn.Instances, func(i, j int) bool { return hn.Instances[i].Address.Less(hn.Instances[j].Address) })
+		sort.Slice(hn.Releases, func(i, j int) bool {
+			a, b := hn.Releases[i], hn.Releases[j]
+			return a.Address.Less(b.Address) || a.Address == b.Address && a.MAC < b.MAC
+		})
+		hs.Networks = append(hs.Networks, hn)
+	}
+	fls, err := tx.Floatings(ctx, `fl.host = ? AND fl.fixed_ip_id IS NOT NULL`, host)
+	if err != nil {
+		return hs, err
+	}
+	for _, f := range fls {
+		hs.FloatingIPs = append(hs.FloatingIPs, model.HostFloatingIP{Address: f.Address, FixedAddress: f.FixedAddress, Interface: f.Interface, InstanceUUID: f.InstanceUUID})
+	}
+	// Groups of local instances, plus the groups their rules name as
+	// sources (for their member addresses).
+	for g := range groupSet {
+		rules, err := tx.Rules(ctx, g)
+		if err != nil {
+			return hs, err
+		}
+		for _, r := range rules {
+			if r.SourceGroupID != 0 {
+				groupSet[r.SourceGroupID] = true
+			}
+		}
+	}
+	ids := make([]int64, 0, len(groupSet))
+	for g := range groupSet {
+		ids = append(ids, g)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		g, err := tx.SecurityGroup(ctx, id)
+		if err != nil {
+			return hs, err
+		}
+		members, err := tx.GroupMemberAddresses(ctx, id)
+		if err != nil {
+			return hs, err
+		}
+		if members == nil {
+			members = []netip.Addr{}
+		}
+		sort.Slice(members, func(i, j int) bool { return members[i].Less(members[j]) })
+		hs.SecurityGroups = append(hs.SecurityGroups, model.HostSecurityGroup{SecurityGroup: g, Members: members})
+	}
+	return hs, nil
+}
+
+// WaitHost blocks until host's revision exceeds after or ctx ends, and
+// returns the current revision (with a nil error when ctx ended: a
+// long-poll timing out is not a failure). Changes made by this process
+// wake it at once; changes made by other servers sharing the store are
+// seen by polling every PollInterval.
+func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64, error) {
+	if err := validHostName(host, false); err != nil {
+		return 0, err
+	}
+	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.EnsureHost(ctx, host) }); err != nil {
+		return 0, err
+	}
+	tick := time.NewTicker(m.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		ch := m.watchChan(host)
+		rev, err := m.st.Revision(ctx, host)
+		if err != nil {
+			if ctx.Err() != nil {
+				return rev, nil
+			}
+			return rev, err
+		}
+		if rev > after {
+			return rev, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rev, nil
+		case <-ch:
+		case <-tick.C:
+		}
+	}
+}
+
+// ReportApplied records what an agent applied.
+func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
+	if err := validHostName(host, false); err != nil {
+		return err
+	}
+	return m.st.Update(ctx, func(tx *store.Tx) error { return tx.ReportApplied(ctx, host, revision, problem) })
+}
+
+// RecordLease applies a dnsmasq lease event.
+func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
+	if !ev.Address.IsValid() {
+		return model.Errorf(model.ErrInvalid, "lease event without an address")
+	}
+	mac := strings.ToLower(strings.TrimSpace(ev.MAC))
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		f, err := tx.FixedIPByAddress(ctx, ev.Address)
+		if err != nil {
+			return err
+		}
+		var vifMAC string
+		if f.VIFID != 0 {
+			v, err := tx.VIFByID(ctx, f.VIFID)
+			if err != nil {
+				return err
+			}
+			vifMAC = v.MAC
+		}
+		switch ev.Action {
+		case model.LeaseAdd, model.LeaseOld:
+			if vifMAC != mac {
+				if vifMAC == "" {
+					return model.Errorf(model.ErrConflict, "lease of %s to %s: the address belongs to no interface; release it from dnsmasq (dhcp_release)", ev.Address, mac)
+				}
+				return model.Errorf(model.ErrConflict, "lease of %s to %s does not match its interface's MAC %s: a stale lease; release it from dnsmasq (dhcp_release)", ev.Address, mac, vifMAC)
+			}
+			if f.Leased {
+				return nil
+			}
+			return tx.SetFixedIPLeased(ctx, f.ID, true)
+		case model.LeaseDel:
+			hosts, err := tx.DeleteReleases(ctx, ev.Address, mac)
+			if err != nil {
+				return err
+			}
+			if err := c.bump(ctx, tx, hosts...); err != nil {
+				return err
+			}
+			if vifMAC != mac {
+				return nil // an old lease of an address that moved on
+			}
+			if !f.Allocated && f.InstanceUUID != "" {
+				return tx.DisassociateFixedIP(ctx, f)
+			}
+			return tx.SetFixedIPLeased(ctx, f.ID, false)
+		default:
+			return model.Errorf(model.ErrInvalid, "unknown lease action %q: use add, old or del", ev.Action)
+		}
+	})
+}
+
+// Leases returns what host's dnsmasq on bridge should believe it leased:
+// the allocated or leased addresses it serves, for `dhcpbridge init`.
+func (m *Manager) Leases(ctx context.Context, host, bridge string) ([]model.Lease, error) {
+	out := []model.Lease{}
+	err := m.view(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		nets, err := tx.ListNetworks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if n.Bridge != bridge || n.Kind == model.KindFlat || (!n.MultiHost && n.Host != host) {
+				continue
+			}
+			rows, err := tx.LeaseRows(ctx, n.ID)
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				// Multi-host: only this host's instances (a deleted
+				// instance's lingering lease has no host to attribute).
+				if n.MultiHost && r.Host != host {
+					continue
+				}
+				out = append(out, model.Lease{MAC: r.MAC, Address: r.Address, Hostname: r.Hostname})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RunPeriodic runs the periodic tasks every PeriodicInterval until ctx ends.
+func (m *Manager) RunPeriodic(ctx context.Context) {
+	t := time.NewTicker(m.opts.PeriodicInterval)
+	defer t.Stop()
+	for {
+		if err := m.Periodic(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("periodic tasks", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Periodic runs the periodic tasks once: it disassociates fixed IPs
+// deallocated longer than FixedIPDisassociateTimeout ago, and drops
+// pending DHCP releases older than the lease time (dnsmasq has expired
+// those leases by then).
+func (m *Manager) Periodic(ctx context.Context) error {
+	now := time.Now()
+	cutoff := now.Add(-m.opts.FixedIPDisassociateTimeout).UnixMicro()
+	for {
+		var n int
+		err := m.update(ctx, func(tx *store.Tx, c *change) error {
+			stale, err := tx.StaleFixedIPs(ctx, cutoff, 500)
+			n = len(stale)
+			for _, f := range stale {
+				if err := tx.DisassociateFixedIP(ctx, f); err != nil {
+					return err
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			m.log.Info("disassociated stale fixed ips", "count", n)
+		}
+		if n < 500 {
+			break
+		}
+	}
+	relCutoff := now.Add(-time.Duration(m.opts.DHCPLeaseTime) * time.Second).UnixMicro()
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		hosts, err := tx.ExpireReleases(ctx, relCutoff)
+		if err != nil {
+			return err
+		}
+		return c.bump(ctx, tx, hosts...)
+	})
+}

@@ -1,0 +1,473 @@
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"novanet/internal/model"
+	"novanet/internal/store"
+)
+
+// validHostname checks an RFC 1123 label (the instance's DHCP hostname).
+func validHostname(h string) error {
+	if h == "" {
+		return model.Errorf(model.ErrInvalid, "hostname is required: give a DNS label such as vm1")
+	}
+	if len(h) > 63 {
+		return model.Errorf(model.ErrInvalid, "hostname %q is %d bytes: a DNS label is at most 63", h, len(h))
+	}
+	for i, r := range h {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-'
+		if !ok {
+			return model.Errorf(model.ErrInvalid, "hostname %q contains %q: use letters, digits and '-'", h, r)
+		}
+		if r == '-' && (i == 0 || i == len(h)-1) {
+			return model.Errorf(model.ErrInvalid, "hostname %q starts or ends with '-'", h)
+		}
+	}
+	return nil
+}
+
+func randomMAC() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", b[0], b[1], b[2])
+}
+
+// natHost is the host that NATs floating IPs of an instance on instHost.
+func natHost(n model.Network, instHost string) string {
+	if n.MultiHost {
+		return instHost
+	}
+	return n.Host
+}
+
+// dhcpHost is the host whose dnsmasq serves an instance on instHost.
+func dhcpHost(n model.Network, instHost string) string {
+	if n.MultiHost {
+		return instHost
+	}
+	return n.Host
+}
+
+// sourceGroupHosts are the hosts whose state lists the members of groups
+// (their rules name the groups as sources).
+func sourceGroupHosts(ctx context.Context, tx *store.Tx, groups []int64) ([]string, error) {
+	var hosts []string
+	for _, g := range groups {
+		refs, err := tx.GroupsReferencing(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range refs {
+			hs, err := tx.GroupMemberHosts(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			hosts = append(hosts, hs...)
+		}
+	}
+	return hosts, nil
+}
+
+// BootInstance allocates networking for an instance on a host.
+func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error) {
+	project := req.ProjectID
+	if scope.Admin {
+		if project == "" {
+			return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "project_id is required when an admin boots an instance")
+		}
+	} else {
+		if project != "" && project != scope.ProjectID {
+			return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "project %s may not boot instances for project %s", scope.ProjectID, project)
+		}
+		project = scope.ProjectID
+	}
+	if project == "" {
+		return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "no project in the caller's scope")
+	}
+	if err := validHostname(req.Hostname); err != nil {
+		return model.InstanceDetail{}, err
+	}
+	if err := validHostName(req.Host, false); err != nil {
+		return model.InstanceDetail{}, err
+	}
+	id := req.UUID
+	if id == "" {
+		id = uuid.NewString()
+	} else {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "uuid %q is malformed: give a UUID or leave it empty", req.UUID)
+		}
+		id = u.String()
+	}
+	if req.FixedAddress.IsValid() && !req.FixedAddress.Is4() {
+		return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "fixed address %s is not IPv4", req.FixedAddress)
+	}
+	groupNames := req.SecurityGroups
+	if len(groupNames) == 0 {
+		groupNames = []string{"default"}
+	}
+	var detail model.InstanceDetail
+	var noFloating bool
+	err := m.update(ctx, func(tx *store.Tx, c *change) error {
+		noFloating = false
+		var n model.Network
+		if strings.TrimSpace(req.Network) != "" {
+			var err error
+			n, err = tx.FindNetwork(ctx, req.Network)
+			if err != nil {
+				return model.Errorf(model.ErrInvalid, "%v", err)
+			}
+			if n.ProjectID != "" && n.ProjectID != project {
+				return model.Errorf(model.ErrForbidden, "network %q belongs to project %s, not %s", n.Label, n.ProjectID, project)
+			}
+		} else {
+			ns, err := tx.ListNetworks(ctx)
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, x := range ns {
+				if x.ProjectID == "" || x.ProjectID == project {
+					n, found = x, true
+					break
+				}
+			}
+			if !found {
+				return model.Errorf(model.ErrInvalid, "no network available to project %s: create one with 'novanet network create'", project)
+			}
+		}
+		if _, err := tx.Instance(ctx, id); err == nil {
+			return model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", id)
+		} else if !model.IsKind(err, model.ErrNotFound) {
+			return err
+		}
+		if _, err := m.ensureDefaultGroup(ctx, tx, project); err != nil {
+			return err
+		}
+		var groups []int64
+		for _, name := range groupNames {
+			g, err := tx.SecurityGroupByName(ctx, project, name)
+			if model.IsKind(err, model.ErrNotFound) {
+				return model.Errorf(model.ErrInvalid, "security group %q not found in project %s: create it first", name, project)
+			}
+			if err != nil {
+				return err
+			}
+			groups = append(groups, g.ID)
+		}
+		others, err := sourceGroupHosts(ctx, tx, groups)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, append(others, req.Host, n.Host)...); err != nil {
+			return err
+		}
+		inst := model.Instance{UUID: id, Hostname: req.Hostname, ProjectID: project, Host: req.Host,
+			UserData: req.UserData, KeyName: req.KeyName, KeyData: req.KeyData, CreatedAt: nowUTC()}
+		if err := tx.InsertInstance(ctx, inst); err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if err := tx.AddInstanceGroup(ctx, id, g); err != nil {
+				return err
+			}
+		}
+		var vif model.VIF
+		ok := false
+		for attempt := 0; attempt < m.opts.CreateUniqueMACAttempts && !ok; attempt++ {
+			vu := uuid.NewString()
+			vif = model.VIF{UUID: vu, MAC: randomMAC(), InstanceUUID: id, NetworkID: n.ID, Device: "tap" + vu[:11]}
+			vif, ok, err = tx.InsertVIF(ctx, vif)
+			if err != nil {
+				return err
+			}
+		}
+		if !ok {
+			return model.Errorf(model.ErrExhausted, "no unique MAC address after %d attempts: retry, or raise create_unique_mac_address_attempts", m.opts.CreateUniqueMACAttempts)
+		}
+		var fixed model.FixedIP
+		if req.FixedAddress.IsValid() {
+			f, err := tx.FixedIPByAddress(ctx, req.FixedAddress)
+			if err != nil {
+				return model.Errorf(model.ErrInvalid, "fixed address %s is in no network", req.FixedAddress)
+			}
+			if f.NetworkID != n.ID {
+				return model.Errorf(model.ErrInvalid, "fixed address %s is not in network %q (%s)", req.FixedAddress, n.Label, n.CIDR)
+			}
+			if f.Reserved {
+				return model.Errorf(model.ErrInvalid, "fixed address %s is reserved in network %q: choose another", req.FixedAddress, n.Label)
+			}
+			fixed, ok, err = tx.AllocateSpecificFixedIP(ctx, f.ID, id, vif.ID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return model.Errorf(model.ErrConflict, "fixed address %s is in use: choose another or let novanet pick", req.FixedAddress)
+			}
+		} else {
+			fixed, err = tx.AllocateFixedIP(ctx, n.ID, id, vif.ID)
+			if store.IsNoFreeAddress(err) {
+				return model.Errorf(model.ErrExhausted, "network %q (%s) has no free addresses: delete unused instances, wait for released addresses, or create another network", n.Label, n.CIDR)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		_ = fixed
+		if n.MultiHost {
+			own, err := tx.FixedIPsByHost(ctx, req.Host)
+			if err != nil {
+				return err
+			}
+			has := false
+			for _, f := range own {
+				has = has || f.NetworkID == n.ID
+			}
+			if !has {
+				if _, err := tx.AllocateHostFixedIP(ctx, n.ID, req.Host); store.IsNoFreeAddress(err) {
+					return model.Errorf(model.ErrExhausted, "network %q (%s) has no free address for host %s's gateway: free some addresses", n.Label, n.CIDR, req.Host)
+				} else if err != nil {
+					return err
+				}
+			}
+		}
+		if m.opts.AutoAssignFloatingIP {
+			fl, err := tx.AllocateFloating(ctx, m.opts.DefaultFloatingPool, project, true)
+			switch {
+			case store.IsNoFreeAddress(err):
+				noFloating = true
+			case err != nil:
+				return err
+			default:
+				if err := tx.AssociateFloating(ctx, fl.ID, fixed.ID, natHost(n, req.Host)); err != nil {
+					return err
+				}
+			}
+		}
+		detail, err = instanceDetail(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return model.InstanceDetail{}, err
+	}
+	if noFloating {
+		// As nova: the boot succeeds without a floating IP; the operator
+		// sees why in the log.
+		m.log.Error("auto_assign_floating_ip: no free floating ip", "pool", m.opts.DefaultFloatingPool, "instance", id)
+	}
+	return detail, nil
+}
+
+func instanceDetail(ctx context.Context, tx *store.Tx, id string) (model.InstanceDetail, error) {
+	inst, err := tx.Instance(ctx, id)
+	if err != nil {
+		return model.InstanceDetail{}, err
+	}
+	d := model.InstanceDetail{Instance: inst, VIFs: []model.VIF{}, FixedIPs: []model.FixedIP{}, FloatingIPs: []model.FloatingIP{}}
+	vifs, err := tx.VIFsByInstance(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	d.VIFs = append(d.VIFs, vifs...)
+	fs, err := tx.FixedIPsByInstance(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	for _, f := range fs {
+		if !f.Allocated {
+			continue
+		}
+		d.FixedIPs = append(d.FixedIPs, f)
+		fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
+		if err != nil {
+			return d, err
+		}
+		for _, fl := range fls {
+			d.FloatingIPs = append(d.FloatingIPs, fl.FloatingIP)
+		}
+	}
+	return d, nil
+}
+
+// DeleteInstance releases an instance's networking.
+func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id string) error {
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		inst, err := tx.Instance(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !scope.Sees(inst.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "instance %s not found", id)
+		}
+		fixed, err := tx.FixedIPsByInstance(ctx, id)
+		if err != nil {
+			return err
+		}
+		nets := map[int64]model.Network{}
+		hosts := []string{inst.Host}
+		type floatOp struct {
+			id   int64
+			auto bool
+		}
+		var floats []floatOp
+		for _, f := range fixed {
+			n, err := tx.NetworkByID(ctx, f.NetworkID)
+			if err != nil {
+				return err
+			}
+			nets[n.ID] = n
+			hosts = append(hosts, n.Host)
+			fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
+			if err != nil {
+				return err
+			}
+			for _, fl := range fls {
+				hosts = append(hosts, fl.Host)
+				floats = append(floats, floatOp{fl.ID, fl.AutoAssigned})
+			}
+		}
+		others, err := sourceGroupHosts(ctx, tx, inst.SecurityGroups)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, append(hosts, others...)...); err != nil {
+			return err
+		}
+		for _, fl := range floats {
+			if fl.auto {
+				err = tx.ReleaseFloating(ctx, fl.id)
+			} else {
+				err = tx.DisassociateFloating(ctx, fl.id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		for _, f := range fixed {
+			if !f.Allocated {
+				continue
+			}
+			if err := tx.DeallocateFixedIP(ctx, f.ID); err != nil {
+				return err
+			}
+			if !m.opts.ForceDHCPRelease {
+				continue // the periodic task disassociates after the timeout
+			}
+			if f.Leased && f.VIFID != 0 {
+				n := nets[f.NetworkID]
+				if n.Kind != model.KindFlat {
+					vif, err := tx.VIFByID(ctx, f.VIFID)
+					if err != nil {
+						return err
+					}
+					if err := tx.InsertRelease(ctx, store.Release{Host: dhcpHost(n, inst.Host), NetworkID: n.ID, Address: f.Address, MAC: vif.MAC}); err != nil {
+						return err
+					}
+				}
+			}
+			if err := tx.DisassociateFixedIP(ctx, f); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteInstance(ctx, id)
+	})
+}
+
+// GetInstance returns an instance with its networking.
+func (m *Manager) GetInstance(ctx context.Context, scope model.Scope, id string) (model.InstanceDetail, error) {
+	var d model.InstanceDetail
+	err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		d, err = instanceDetail(ctx, tx, id)
+		if err == nil && !scope.Sees(d.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "instance %s not found", id)
+		}
+		return err
+	})
+	return d, err
+}
+
+// ListInstances lists the scope's instances (an admin sees all).
+func (m *Manager) ListInstances(ctx context.Context, scope model.Scope) ([]model.InstanceDetail, error) {
+	out := []model.InstanceDetail{}
+	err := m.view(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		project := scope.ProjectID
+		if scope.Admin {
+			project = ""
+		} else if project == "" {
+			return nil
+		}
+		insts, err := tx.ListInstances(ctx, project, "")
+		if err != nil {
+			return err
+		}
+		for _, i := range insts {
+			d, err := instanceDetail(ctx, tx, i.UUID)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AddInstanceSecurityGroup adds the instance to its project's group name.
+func (m *Manager) AddInstanceSecurityGroup(ctx context.Context, scope model.Scope, id, group string) error {
+	return m.changeMembership(ctx, scope, id, group, true)
+}
+
+// RemoveInstanceSecurityGroup removes the instance from the group name.
+func (m *Manager) RemoveInstanceSecurityGroup(ctx context.Context, scope model.Scope, id, group string) error {
+	return m.changeMembership(ctx, scope, id, group, false)
+}
+
+func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, group string, add bool) error {
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		inst, err := tx.Instance(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !scope.Sees(inst.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "instance %s not found", id)
+		}
+		if _, err := m.ensureDefaultGroup(ctx, tx, inst.ProjectID); err != nil {
+			return err
+		}
+		g, err := tx.SecurityGroupByName(ctx, inst.ProjectID, group)
+		if err != nil {
+			return err
+		}
+		member := false
+		for _, x := range inst.SecurityGroups {
+			member = member || x == g.ID
+		}
+		if add && member {
+			return model.Errorf(model.ErrConflict, "instance %s is already in security group %q", id, group)
+		}
+		if !add && !member {
+			return model.Errorf(model.ErrNotFound, "instance %s is not in security group %q", id, group)
+		}
+		others, err := sourceGroupHosts(ctx, tx, []int64{g.ID})
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, append(others, inst.Host)...); err != nil {
+			return err
+		}
+		if add {
+			return tx.AddInstanceGroup(ctx, id, g.ID)
+		}
+		_, err = tx.RemoveInstanceGroup(ctx, id, g.ID)
+		return err
+	})
+}
