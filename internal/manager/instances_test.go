@@ -304,4 +304,3 @@ func TestWaitHostSeesOtherProcess(t *testing.T) {
 		}
 	})
 }
-

@@ -25,7 +25,12 @@ func TestCreateNetworksValidation(t *testing.T) {
 		{"ipv6", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "2001:db8::/64" }), model.ErrInvalid, "not IPv4"},
 		{"host bits", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.0.0.1/24" }), model.ErrInvalid, "use 10.0.0.0/24"},
 		{"overlap existing", with(func(r *model.NetworkCreateRequest) { r.Label = "x"; r.FixedRangeV4 = "10.0.0.128/25" }), model.ErrConflict, "overlaps"},
-		{"not fitting", with(func(r *model.NetworkCreateRequest) { r.Label = "y"; r.FixedRangeV4 = "10.1.0.0/24"; r.NumNetworks = 2; r.NetworkSize = 256 }), model.ErrInvalid, "not enough"},
+		{"not fitting", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "y"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.NumNetworks = 2
+			r.NetworkSize = 256
+		}), model.ErrInvalid, "not enough"},
 		{"size not power of two", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/24"; r.NetworkSize = 100 }), model.ErrInvalid, "power of two"},
 		{"too small", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/31" }), model.ErrInvalid, "too small"},
 		{"no bridge", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/24"; r.Bridge = "" }), model.ErrInvalid, "bridge is required"},
@@ -34,16 +39,43 @@ func TestCreateNetworksValidation(t *testing.T) {
 		{"bridge space", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/24"; r.Bridge = "br 1" }), model.ErrInvalid, "may not contain"},
 		{"bridge colon", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/24"; r.Bridge = "br:1" }), model.ErrInvalid, "may not contain"},
 		{"duplicate label", with(func(r *model.NetworkCreateRequest) { r.FixedRangeV4 = "10.1.0.0/24" }), model.ErrConflict, "labelled"},
-		{"vlan without id", with(func(r *model.NetworkCreateRequest) { r.Label = "v"; r.FixedRangeV4 = "10.1.0.0/24"; r.Kind = model.KindVLAN }), model.ErrInvalid, "vlan id"},
-		{"vlan out of range", with(func(r *model.NetworkCreateRequest) { r.Label = "v"; r.FixedRangeV4 = "10.1.0.0/24"; r.Kind = model.KindVLAN; r.VLAN = 4095 }), model.ErrInvalid, "1..4094"},
+		{"vlan without id", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "v"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.Kind = model.KindVLAN
+		}), model.ErrInvalid, "vlan id"},
+		{"vlan out of range", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "v"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.Kind = model.KindVLAN
+			r.VLAN = 4095
+		}), model.ErrInvalid, "1..4094"},
 		{"vlan on flat", with(func(r *model.NetworkCreateRequest) { r.Label = "v"; r.FixedRangeV4 = "10.1.0.0/24"; r.VLAN = 5 }), model.ErrInvalid, "kind vlan only"},
 		{"unknown kind", with(func(r *model.NetworkCreateRequest) { r.Kind = "bogus" }), model.ErrInvalid, "unknown network kind"},
-		{"gateway outside", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.Gateway = "10.2.0.1" }), model.ErrInvalid, "gateway"},
-		{"gateway is broadcast", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.Gateway = "10.1.0.255" }), model.ErrInvalid, "gateway"},
-		{"dhcp_start is network", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.DHCPStart = "10.1.0.0" }), model.ErrInvalid, "dhcp_start"},
+		{"gateway outside", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "g"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.Gateway = "10.2.0.1"
+		}), model.ErrInvalid, "gateway"},
+		{"gateway is broadcast", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "g"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.Gateway = "10.1.0.255"
+		}), model.ErrInvalid, "gateway"},
+		{"dhcp_start is network", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "g"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.DHCPStart = "10.1.0.0"
+		}), model.ErrInvalid, "dhcp_start"},
 		{"bad dns", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.DNS1 = "8.8.8" }), model.ErrInvalid, "dns1"},
 		{"bad mtu", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.MTU = 100 }), model.ErrInvalid, "mtu"},
-		{"new ones overlap", with(func(r *model.NetworkCreateRequest) { r.Label = "g"; r.FixedRangeV4 = "10.1.0.0/24"; r.NumNetworks = 2; r.NetworkSize = 128; r.Gateway = "" }), 0, ""},
+		{"new ones overlap", with(func(r *model.NetworkCreateRequest) {
+			r.Label = "g"
+			r.FixedRangeV4 = "10.1.0.0/24"
+			r.NumNetworks = 2
+			r.NetworkSize = 128
+			r.Gateway = ""
+		}), 0, ""},
 	}
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		m := newManager(t, st, nil)
