@@ -32,6 +32,9 @@ type Options struct {
 	// DNSServers, when set, are handed to guests instead of the bridge IP
 	// (flat_network_dns / dns1,dns2 of the network take precedence).
 	DNSServers []netip.Addr
+	// MetadataAPI: this host runs the metadata API (nova-api's wrapped
+	// chains and its INPUT accept rule are planned here).
+	MetadataAPI bool
 }
 
 // Plan is the whole desired datapath of one host.
@@ -46,6 +49,9 @@ type Plan struct {
 	// FloatingAddrs are /32 addresses to hold on public interfaces.
 	FloatingAddrs []InterfaceAddr `json:"floating_addrs"`
 	Firewall      Firewall        `json:"firewall"`
+	// Warnings name parts of the host state this planner left out (a
+	// network kind it does not handle yet), for the agent to report.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Sysctl is one /proc/sys setting, Key in dotted form
