@@ -123,6 +123,7 @@ func planBridges(nets []model.HostNetwork, o Options) []Bridge {
 				b.Addresses = append(b.Addresses, a)
 			}
 		}
+		b.Ports = slices.Grow(b.Ports, len(hn.Instances))
 		for _, in := range hn.Instances {
 			if in.Device == "" {
 				continue
@@ -130,8 +131,11 @@ func planBridges(nets []model.HostNetwork, o Options) []Bridge {
 			b.Ports = append(b.Ports, Port{Device: in.Device, MAC: in.MAC, Address: in.Address, InstanceUUID: in.UUID})
 		}
 	}
+	byDevice := func(a, b Port) int { return strings.Compare(a.Device, b.Device) }
 	for i := range out {
-		sort.Slice(out[i].Ports, func(a, b int) bool { return out[i].Ports[a].Device < out[i].Ports[b].Device })
+		if !slices.IsSortedFunc(out[i].Ports, byDevice) {
+			slices.SortFunc(out[i].Ports, byDevice)
+		}
 	}
 	return out
 }
@@ -237,24 +241,75 @@ func planDnsmasq(nets []model.HostNetwork, co model.ClusterOptions, o Options) (
 			if len(dns) > 0 {
 				args = append(args, fmt.Sprintf("--dhcp-option=tag:%s,option:dns-server,%s", tag, strings.Join(dns, ",")))
 			}
+			if len(d.Hosts) == 0 {
+				d.Hosts = make([]HostEntry, 0, len(hn.DHCPHosts))
+			}
 			for _, h := range hn.DHCPHosts {
-				d.Hosts = append(d.Hosts, HostEntry{
-					FileName: strings.ReplaceAll(strings.ToLower(h.MAC), ":", "-"),
-					Line:     fmt.Sprintf("%s,%s.%s,%s", strings.ToLower(h.MAC), dnsLabel(h.Hostname, h.Address), domain, h.Address),
-				})
+				d.Hosts = append(d.Hosts, hostEntry(h, domain))
 			}
 		}
-		sort.Slice(d.Hosts, func(a, b int) bool { return d.Hosts[a].FileName < d.Hosts[b].FileName })
+		// Hosts come sorted by address from the server; sorting by file
+		// name keeps the plan stable whatever the input order.
+		if !slices.IsSortedFunc(d.Hosts, compareHostEntry) {
+			slices.SortFunc(d.Hosts, compareHostEntry)
+		}
 		d.Args = args
 		out = append(out, d)
 	}
 	return out, nil
 }
 
+func compareHostEntry(a, b HostEntry) int { return strings.Compare(a.FileName, b.FileName) }
+
+// hostEntry is one dnsmasq static host, "<mac>,<name>.<domain>,<ip>" in a
+// file named after the MAC. Built without fmt: it runs once per instance
+// on every sync.
+func hostEntry(h model.DHCPHost, domain string) HostEntry {
+	mac := h.MAC
+	if strings.ContainsAny(mac, "ABCDEF") {
+		mac = strings.ToLower(mac)
+	}
+	name := dnsLabel(h.Hostname, h.Address)
+	addr := h.Address.String()
+	var b strings.Builder
+	b.Grow(len(mac) + len(name) + len(domain) + len(addr) + 3)
+	b.WriteString(mac)
+	b.WriteByte(',')
+	b.WriteString(name)
+	b.WriteByte('.')
+	b.WriteString(domain)
+	b.WriteByte(',')
+	b.WriteString(addr)
+	file := []byte(mac)
+	for i, c := range file {
+		if c == ':' {
+			file[i] = '-'
+		}
+	}
+	return HostEntry{FileName: string(file), Line: b.String()}
+}
+
+// isDNSLabel reports whether s is already what dnsLabel would return.
+func isDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // dnsLabel makes a hostname dnsmasq accepts: lower case letters, digits
 // and inner dashes, at most 63 bytes; an empty result falls back to a
 // name derived from the address (nova's "host-10-0-0-3" style).
 func dnsLabel(name string, addr netip.Addr) string {
+	if isDNSLabel(name) {
+		return name
+	}
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		switch {
