@@ -168,7 +168,7 @@ func (a *Agent) watch(ctx context.Context) {
 		a.mu.Lock()
 		known := a.state.Revision
 		if !a.hasState {
-			known = -1
+			known = 0 // any revision the server has is news
 		}
 		a.mu.Unlock()
 		rev, err := a.api.WaitHost(ctx, a.cfg.Host, known, 30*time.Second)
@@ -244,6 +244,9 @@ func (a *Agent) Sync(ctx context.Context, full bool) error {
 		a.report(ctx, fresh, st.Revision, err)
 		a.log.Error("plan failed", "err", err, "revision", st.Revision)
 		return err
+	}
+	for _, w := range p.Warnings {
+		a.log.Warn("plan", "warning", w, "revision", st.Revision)
 	}
 	err = a.apply(ctx, p, full)
 	a.report(ctx, fresh, st.Revision, err)
