@@ -76,4 +76,3 @@ func BenchmarkBaselineNovaAddInstance(b *testing.B) {
 		})
 	}
 }
-
