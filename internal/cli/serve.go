@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"novanet/internal/api"
+	"novanet/internal/config"
+	"novanet/internal/manager"
+	"novanet/internal/store"
+)
+
+func init() { Register(serveCmd) }
+
+func serveCmd() *cobra.Command {
+	var listen, database, tokensFile, addrFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the API server, network manager and periodic tasks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ov := map[string][]string{}
+			for k, v := range map[string]string{"listen": listen, "database": database, "tokens_file": tokensFile} {
+				if v != "" {
+					ov[k] = []string{v}
+				}
+			}
+			cfg, err := LoadConfig(cmd, ov)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, addrFile)
+		},
+	}
+	f := cmd.Flags()
+	f.SetNormalizeFunc(underscores)
+	f.StringVar(&listen, "listen", "", "address to listen on (default [novanet] listen, 127.0.0.1:8774)")
+	f.StringVar(&database, "database", "", "store URL (default [novanet] database)")
+	f.StringVar(&tokensFile, "tokens_file", "", "tokens file (default [novanet] tokens_file)")
+	f.StringVar(&addrFile, "address_file", "", "write the bound address here once listening (for port 0)")
+	return cmd
+}
+
+// ManagerOptions maps the configuration onto the manager's options.
+func ManagerOptions(cfg *config.Config) manager.Options {
+	o := manager.DefaultOptions()
+	o.NetworkHost = cfg.NetworkHost
+	o.DHCPDomain = cfg.DHCPDomain
+	o.DHCPLeaseTime = cfg.DHCPLeaseTime
+	o.ForceDHCPRelease = cfg.ForceDHCPRelease
+	o.FixedIPDisassociateTimeout = time.Duration(cfg.FixedIPDisassociateTimeout) * time.Second
+	o.AllowSameNetTraffic = cfg.AllowSameNetTraffic
+	o.AutoAssignFloatingIP = cfg.AutoAssignFloatingIP
+	o.DefaultFloatingPool = cfg.DefaultFloatingPool
+	o.PublicInterface = cfg.PublicInterface
+	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
+	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
+	return o
+}
+
+func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "serve")
+	var tokens *api.Tokens
+	switch {
+	case cfg.TokensFile != "":
+		t, err := api.LoadTokens(cfg.TokensFile)
+		if err != nil {
+			return err
+		}
+		tokens = t
+	case cfg.AuthToken != "":
+		tokens = api.StaticTokens(map[string]api.Principal{cfg.AuthToken: {Role: api.RoleAdmin, ProjectID: "admin"}})
+		log.Warn("no tokens_file; accepting only auth_token, as admin")
+	default:
+		return fmt.Errorf("no tokens: set tokens_file (lines '<token> admin|project <id>|agent <host>') or auth_token in [novanet]")
+	}
+	if path, ok := sqlitePath(cfg.Database); ok {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return fmt.Errorf("create the directory of the SQLite store %s: %w; check state_path or database", path, err)
+		}
+	}
+	st, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.Database, err)
+	}
+	defer st.Close()
+	m := manager.New(st, ManagerOptions(cfg))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; set listen in [novanet] or --listen", cfg.Listen, err)
+	}
+	if addrFile != "" {
+		if err := os.WriteFile(addrFile+".tmp", []byte(ln.Addr().String()), 0o644); err != nil {
+			return fmt.Errorf("write address file: %w", err)
+		}
+		if err := os.Rename(addrFile+".tmp", addrFile); err != nil {
+			return fmt.Errorf("write address file: %w", err)
+		}
+	}
+	log.Info("listening", "address", ln.Addr().String(), "database", redact(cfg.Database))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := tokens.Reload(); err != nil {
+					log.Error("reload tokens", "err", err)
+				} else {
+					log.Info("reloaded tokens", "file", cfg.TokensFile)
+				}
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	periodicDone := make(chan struct{})
+	go func() {
+		defer close(periodicDone)
+		m.RunPeriodic(ctx)
+	}()
+	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
+	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
+	cancel()
+	<-periodicDone
+	return err
+}
+
+// sqlitePath returns the file of a SQLite database URL (sqlite:///path,
+// sqlite://path or a bare path).
+func sqlitePath(db string) (string, bool) {
+	switch {
+	case strings.HasPrefix(db, "sqlite://"):
+		p := strings.TrimPrefix(db, "sqlite://")
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		return p, p != "" && p != ":memory:"
+	case strings.Contains(db, "://"):
+		return "", false
+	default:
+		return db, db != "" && db != ":memory:"
+	}
+}
+
+// redact hides a password in a database URL.
+func redact(u string) string {
+	for i := 0; i+3 < len(u); i++ {
+		if u[i:i+3] == "://" {
+			rest := u[i+3:]
+			at := -1
+			for j := range len(rest) {
+				if rest[j] == '@' {
+					at = j
+				}
+				if rest[j] == '/' {
+					break
+				}
+			}
+			if at < 0 {
+				return u
+			}
+			cred := rest[:at]
+			for j := range len(cred) {
+				if cred[j] == ':' {
+					return u[:i+3] + cred[:j] + ":***" + rest[at:]
+				}
+			}
+			return u
+		}
+	}
+	return u
+}
