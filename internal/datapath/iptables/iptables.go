@@ -1,0 +1,298 @@
+// Package iptables applies the planner's rule model to the kernel with
+// iptables-restore --noflush. It owns only chains named nova-* and the
+// jump rules into them from the built-in chains; every other rule and
+// chain on the host is left exactly as it is. A sync where nothing
+// differs runs no iptables command at all.
+package iptables
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"novanet/internal/plan"
+)
+
+// OwnedPrefix marks chains this applier owns (nova's names).
+const OwnedPrefix = "nova-"
+
+// managedTables are the tables novanet writes; a table the plan no
+// longer mentions still has its owned chains removed.
+var managedTables = []string{"filter", "nat"}
+
+// Firewall is the applier. Its zero value is not usable; call New.
+type Firewall struct {
+	// Netns, when set, runs every command inside that named network
+	// namespace (tests); the agent runs inside its host's namespace and
+	// leaves it empty.
+	Netns string
+
+	mu    sync.Mutex
+	known map[string]*tableState // table -> what the kernel holds, as far as we know
+	// Restores counts iptables-restore runs (tests and benchmarks).
+	Restores int
+}
+
+// tableState is the owned part of one table as last read or written.
+type tableState struct {
+	chains map[string][]string // owned chain -> its rule specs, in order
+	// builtin chain -> all its rule specs, ours and others', in order.
+	builtin map[string][]string
+}
+
+// ownJumps lists the owned chains a built-in chain's rules jump to.
+func ownJumps(rules []string) []string {
+	var out []string
+	for _, r := range rules {
+		if to, ok := jumpTarget(r); ok {
+			out = append(out, to)
+		}
+	}
+	return out
+}
+
+func jumpTarget(spec string) (string, bool) {
+	to, ok := strings.CutPrefix(spec, "-j ")
+	if ok && strings.HasPrefix(to, OwnedPrefix) && !strings.Contains(to, " ") {
+		return to, true
+	}
+	return "", false
+}
+
+// jumpsInPlace: the chain starts with exactly the wanted jumps, in order,
+// and holds no other jump into an owned chain.
+func jumpsInPlace(rules, want []string) bool {
+	if len(rules) < len(want) {
+		return false
+	}
+	for i, to := range want {
+		if rules[i] != "-j "+to {
+			return false
+		}
+	}
+	return len(ownJumps(rules[len(want):])) == 0
+}
+
+// New returns a Firewall acting on the current network namespace.
+func New() *Firewall { return &Firewall{known: map[string]*tableState{}} }
+
+func (f *Firewall) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if f.Netns != "" {
+		return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", f.Netns, name}, args...)...)
+	}
+	return exec.CommandContext(ctx, name, args...)
+}
+
+// Apply makes the owned chains and jumps of every managed table match fw.
+// full re-reads the kernel instead of trusting what was applied last, so
+// a flushed or deleted chain is repaired.
+func (f *Firewall) Apply(ctx context.Context, fw plan.Firewall, full bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []string
+	for _, name := range managedTables {
+		want := plan.Table{Name: name}
+		if t := fw.Table(name); t != nil {
+			want = *t
+		}
+		if err := f.applyTable(ctx, want, full); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, t := range fw.Tables {
+		if !slices.Contains(managedTables, t.Name) {
+			errs = append(errs, fmt.Sprintf("table %s is not managed by novanet", t.Name))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) error {
+	cur := f.known[want.Name]
+	if cur == nil || full {
+		var err error
+		if cur, err = f.read(ctx, want.Name); err != nil {
+			delete(f.known, want.Name)
+			return err
+		}
+		f.known[want.Name] = cur
+	}
+
+	wantChains := map[string][]string{}
+	for _, c := range want.Chains {
+		specs := make([]string, len(c.Rules))
+		for i, r := range c.Rules {
+			specs[i] = r.Spec()
+		}
+		wantChains[c.Name] = specs
+	}
+	wantJumps := map[string][]string{}
+	var builtins []string
+	for _, j := range want.Jumps {
+		if _, ok := wantJumps[j.From]; !ok {
+			builtins = append(builtins, j.From)
+		}
+		wantJumps[j.From] = append(wantJumps[j.From], j.To)
+	}
+	for b, rules := range cur.builtin {
+		if !slices.Contains(builtins, b) && len(ownJumps(rules)) > 0 {
+			builtins = append(builtins, b)
+		}
+	}
+	slices.Sort(builtins)
+
+	var changed, removed []string
+	for _, name := range want.OwnedChainNames() {
+		have, ok := cur.chains[name]
+		if !ok || !slices.Equal(have, wantChains[name]) {
+			changed = append(changed, name)
+		}
+	}
+	for name := range cur.chains {
+		if _, ok := wantChains[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	var jumpFix []string
+	for _, b := range builtins {
+		if !jumpsInPlace(cur.builtin[b], wantJumps[b]) {
+			jumpFix = append(jumpFix, b)
+		}
+	}
+	if len(changed) == 0 && len(removed) == 0 && len(jumpFix) == 0 {
+		return nil
+	}
+
+	var b strings.Builder
+	b.WriteString("*" + want.Name + "\n")
+	// Declaring a chain in --noflush mode creates or flushes it, so
+	// rules in removed chains that jump elsewhere go away first.
+	for _, n := range append(slices.Clone(changed), removed...) {
+		b.WriteString(":" + n + " - [0:0]\n")
+	}
+	for _, bi := range jumpFix {
+		for _, to := range ownJumps(cur.builtin[bi]) {
+			b.WriteString("-D " + bi + " -j " + to + "\n")
+		}
+	}
+	for _, n := range changed {
+		for _, spec := range wantChains[n] {
+			b.WriteString("-A " + n + " " + spec + "\n")
+		}
+	}
+	for _, bi := range jumpFix {
+		for i, to := range wantJumps[bi] {
+			b.WriteString("-I " + bi + " " + strconv.Itoa(i+1) + " -j " + to + "\n")
+		}
+	}
+	for _, n := range removed {
+		b.WriteString("-X " + n + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	text := b.String()
+
+	cmd := f.command(ctx, "iptables-restore", "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	f.Restores++
+	if err != nil {
+		// The kernel may hold anything now: read it again next time.
+		delete(f.known, want.Name)
+		return fmt.Errorf("iptables-restore of table %s failed: %v: %s%s", want.Name, err,
+			strings.TrimSpace(string(out)), failedLine(text, string(out)))
+	}
+	next := &tableState{chains: wantChains, builtin: map[string][]string{}}
+	for bi, rules := range cur.builtin {
+		next.builtin[bi] = rules
+	}
+	for _, bi := range jumpFix {
+		var rules []string
+		for _, to := range wantJumps[bi] {
+			rules = append(rules, "-j "+to)
+		}
+		for _, r := range cur.builtin[bi] {
+			if _, own := jumpTarget(r); !own {
+				rules = append(rules, r)
+			}
+		}
+		next.builtin[bi] = rules
+	}
+	f.known[want.Name] = next
+	return nil
+}
+
+// failedLine quotes the input line iptables-restore names in its error
+// ("line 7 failed").
+func failedLine(text, out string) string {
+	i := strings.Index(out, "line ")
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(out[i+5:])
+	if len(fields) == 0 {
+		return ""
+	}
+	n, err := strconv.Atoi(fields[0])
+	lines := strings.Split(text, "\n")
+	if err != nil || n < 1 || n > len(lines) {
+		return ""
+	}
+	return fmt.Sprintf(" (line %d: %q)", n, lines[n-1])
+}
+
+// read parses `iptables-save -t table` into its owned part.
+func (f *Firewall) read(ctx context.Context, table string) (*tableState, error) {
+	out, err := f.command(ctx, "iptables-save", "-t", table).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return nil, fmt.Errorf("iptables-save -t %s: %v: %s; is iptables installed and are we root?", table, err, bytes.TrimSpace(stderr))
+	}
+	return parseSave(out), nil
+}
+
+func parseSave(out []byte) *tableState {
+	st := &tableState{chains: map[string][]string{}, builtin: map[string][]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, ":"):
+			name, _, _ := strings.Cut(line[1:], " ")
+			if strings.HasPrefix(name, OwnedPrefix) {
+				if _, ok := st.chains[name]; !ok {
+					st.chains[name] = []string{}
+				}
+			}
+		case strings.HasPrefix(line, "-A "):
+			chain, spec, _ := strings.Cut(line[3:], " ")
+			if strings.HasPrefix(chain, OwnedPrefix) {
+				st.chains[chain] = append(st.chains[chain], spec)
+			} else if isBuiltin(chain) {
+				st.builtin[chain] = append(st.builtin[chain], spec)
+			}
+		}
+	}
+	return st
+}
+
+func isBuiltin(chain string) bool {
+	switch chain {
+	case "INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING":
+		return true
+	}
+	return false
+}
