@@ -1,0 +1,384 @@
+// Package link applies the bridges, ports and sysctls of a plan with
+// netlink: create the bridge, enslave flat_interface (promiscuous) and
+// move its IPv4 addresses and routes to the bridge as nova did, put the
+// gateway address on the bridge where this host serves the network, and
+// attach instance taps as they appear. Every change is made only when the
+// kernel differs, so a sync with nothing to do changes nothing.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"novanet/internal/plan"
+)
+
+// Links is the applier.
+type Links struct {
+	h *netlink.Handle
+	// ns is the namespace of h for subscriptions; closed never (it lives
+	// as long as the process or the test's namespace).
+	ns    *netns.NsHandle
+	netns string
+	log   *slog.Logger
+	mu    sync.Mutex
+	added map[string]map[string]bool // bridge -> addresses this applier added
+	ports map[string]string          // tap device -> bridge, from the last plan
+	// Changes counts kernel changes made (tests: a second identical
+	// apply must make none).
+	Changes int
+}
+
+// New returns an applier for the current network namespace.
+func New(log *slog.Logger) (*Links, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	return newLinks(h, nil, "", log), nil
+}
+
+// NewInNamespace returns an applier for the named network namespace
+// (tests, and tools that manage a namespace from outside).
+func NewInNamespace(name string, log *slog.Logger) (*Links, error) {
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", name, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in namespace %s: %w", name, err)
+	}
+	return newLinks(h, &ns, name, log), nil
+}
+
+func newLinks(h *netlink.Handle, ns *netns.NsHandle, name string, log *slog.Logger) *Links {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Links{h: h, ns: ns, netns: name, log: log.With("component", "link"),
+		added: map[string]map[string]bool{}, ports: map[string]string{}}
+}
+
+func notFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
+
+// ApplyBridges makes each bridge, its uplink, addresses and ports match.
+func (l *Links) ApplyBridges(ctx context.Context, bridges []plan.Bridge) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	ports := map[string]string{}
+	for _, b := range bridges {
+		for _, p := range b.Ports {
+			ports[p.Device] = b.Name
+		}
+		if err := l.applyBridge(b); err != nil {
+			errs = append(errs, fmt.Errorf("bridge %s: %w", b.Name, err))
+		}
+	}
+	l.ports = ports
+	return errors.Join(errs...)
+}
+
+func (l *Links) applyBridge(b plan.Bridge) error {
+	br, err := l.h.LinkByName(b.Name)
+	if notFound(err) {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = b.Name
+		if b.MTU > 0 {
+			attrs.MTU = b.MTU
+		}
+		if err := l.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		l.Changes++
+		l.log.Info("created bridge", "bridge", b.Name)
+		br, err = l.h.LinkByName(b.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if br.Type() != "bridge" {
+		return fmt.Errorf("%s exists but is a %s, not a bridge; rename it or choose another bridge name", b.Name, br.Type())
+	}
+	if br.Attrs().Flags&net.FlagUp == 0 {
+		if err := l.h.LinkSetUp(br); err != nil {
+			return fmt.Errorf("set up: %w", err)
+		}
+		l.Changes++
+	}
+
+	var errs []error
+	if b.Interface != "" {
+		if err := l.enslaveUplink(br, b.Interface); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := l.applyAddresses(br, b); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range b.Ports {
+		if err := l.attach(br, p.Device); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// enslaveUplink puts the physical interface into the bridge, promiscuous
+// and up, and moves its IPv4 addresses and routes to the bridge so the
+// host keeps its connectivity (nova's ensure_bridge).
+func (l *Links) enslaveUplink(br netlink.Link, name string) error {
+	up, err := l.h.LinkByName(name)
+	if notFound(err) {
+		return fmt.Errorf("interface %s does not exist on this host; set flat_interface (or the network's bridge_interface) to the VM network's interface", name)
+	}
+	if err != nil {
+		return err
+	}
+	if up.Attrs().MasterIndex != br.Attrs().Index {
+		if up.Attrs().MasterIndex != 0 {
+			return fmt.Errorf("interface %s is already enslaved to another device (index %d); release it first", name, up.Attrs().MasterIndex)
+		}
+		if err := l.h.LinkSetMaster(up, br); err != nil {
+			return fmt.Errorf("enslave %s: %w", name, err)
+		}
+		l.Changes++
+		l.log.Info("enslaved uplink", "bridge", br.Attrs().Name, "interface", name)
+	}
+	if up.Attrs().Promisc == 0 {
+		if err := l.h.SetPromiscOn(up); err != nil {
+			return fmt.Errorf("promiscuous %s: %w", name, err)
+		}
+		l.Changes++
+	}
+	if up.Attrs().Flags&net.FlagUp == 0 {
+		if err := l.h.LinkSetUp(up); err != nil {
+			return fmt.Errorf("set %s up: %w", name, err)
+		}
+		l.Changes++
+	}
+	return l.moveAddresses(up, br)
+}
+
+func (l *Links) moveAddresses(from, to netlink.Link) error {
+	addrs, err := l.h.AddrList(from, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", from.Attrs().Name, err)
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	routes, err := l.h.RouteList(from, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list routes of %s: %w", from.Attrs().Name, err)
+	}
+	for _, ad := range addrs {
+		if err := l.h.AddrDel(from, &ad); err != nil {
+			return fmt.Errorf("remove %s from %s: %w", ad.IPNet, from.Attrs().Name, err)
+		}
+		moved := &netlink.Addr{IPNet: ad.IPNet, Broadcast: ad.Broadcast, Label: ""}
+		if err := l.h.AddrReplace(to, moved); err != nil {
+			return fmt.Errorf("add %s to %s: %w", ad.IPNet, to.Attrs().Name, err)
+		}
+		l.Changes += 2
+		l.log.Info("moved address to bridge", "address", ad.IPNet.String(), "from", from.Attrs().Name, "bridge", to.Attrs().Name)
+	}
+	// Routes through the uplink went away with its addresses; add the
+	// ones that were not the kernel's own subnet routes via the bridge.
+	for _, r := range routes {
+		if r.Protocol == unix.RTPROT_KERNEL {
+			continue
+		}
+		// A fresh route: flags read back from the kernel (linkdown)
+		// are refused when writing.
+		nr := &netlink.Route{LinkIndex: to.Attrs().Index, Dst: r.Dst, Gw: r.Gw, Src: r.Src,
+			Priority: r.Priority, Table: r.Table, Scope: r.Scope, Type: r.Type, Protocol: r.Protocol}
+		if err := l.h.RouteReplace(nr); err != nil {
+			return fmt.Errorf("move route %s to %s: %w", r, to.Attrs().Name, err)
+		}
+		l.Changes++
+	}
+	return nil
+}
+
+func (l *Links) applyAddresses(br netlink.Link, b plan.Bridge) error {
+	have, err := l.h.AddrList(br, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	present := map[string]netlink.Addr{}
+	for _, a := range have {
+		present[a.IPNet.String()] = a
+	}
+	added := l.added[b.Name]
+	if added == nil {
+		added = map[string]bool{}
+		l.added[b.Name] = added
+	}
+	want := map[string]bool{}
+	for _, p := range b.Addresses {
+		key := p.String()
+		want[key] = true
+		if _, ok := present[key]; ok {
+			continue
+		}
+		ipn := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+		if err := l.h.AddrAdd(br, &netlink.Addr{IPNet: ipn}); err != nil {
+			return fmt.Errorf("add %s: %w", key, err)
+		}
+		added[key] = true
+		l.Changes++
+		l.log.Info("added bridge address", "bridge", b.Name, "address", key)
+	}
+	// Only addresses this applier put there are taken away; moved uplink
+	// addresses and an operator's own stay.
+	for key := range added {
+		if want[key] {
+			continue
+		}
+		if a, ok := present[key]; ok {
+			if err := l.h.AddrDel(br, &a); err != nil {
+				return fmt.Errorf("remove %s: %w", key, err)
+			}
+			l.Changes++
+			l.log.Info("removed bridge address", "bridge", b.Name, "address", key)
+		}
+		delete(added, key)
+	}
+	return nil
+}
+
+// attach enslaves a tap to the bridge and sets it up; a tap that does not
+// exist yet is not an error (the hypervisor has not plugged it).
+func (l *Links) attach(br netlink.Link, dev string) error {
+	tap, err := l.h.LinkByName(dev)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if tap.Attrs().MasterIndex != br.Attrs().Index {
+		if err := l.h.LinkSetMaster(tap, br); err != nil {
+			return fmt.Errorf("attach %s: %w", dev, err)
+		}
+		l.Changes++
+		l.log.Info("attached tap", "bridge", br.Attrs().Name, "device", dev)
+	}
+	if tap.Attrs().Flags&net.FlagUp == 0 {
+		if err := l.h.LinkSetUp(tap); err != nil {
+			return fmt.Errorf("set %s up: %w", dev, err)
+		}
+		l.Changes++
+	}
+	return nil
+}
+
+// WatchPorts calls notify with the name of every planned tap that appears
+// (or changes) while not attached to a bridge, until ctx ends.
+func (l *Links) WatchPorts(ctx context.Context, notify func(device string)) error {
+	ch := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	errc := make(chan error, 1)
+	opts := netlink.LinkSubscribeOptions{
+		Namespace: l.ns,
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		return fmt.Errorf("subscribe to link events: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case u, ok := <-ch:
+			if !ok {
+				return errors.New("link event subscription closed")
+			}
+			if u.Header.Type != unix.RTM_NEWLINK || u.Link.Attrs().MasterIndex != 0 {
+				continue
+			}
+			name := u.Link.Attrs().Name
+			l.mu.Lock()
+			_, planned := l.ports[name]
+			l.mu.Unlock()
+			if planned {
+				notify(name)
+			}
+		}
+	}
+}
+
+// ApplySysctls writes each sysctl whose value differs.
+func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
+	var errs []error
+	for _, s := range sysctls {
+		cur, err := l.readSysctl(ctx, s.Key)
+		if err != nil && strings.HasPrefix(s.Key, "net.bridge.") {
+			// br_netfilter's keys exist only once the module is loaded.
+			_ = exec.CommandContext(ctx, "modprobe", "br_netfilter").Run()
+			cur, err = l.readSysctl(ctx, s.Key)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Key, err))
+			continue
+		}
+		if cur == s.Value {
+			continue
+		}
+		if err := l.writeSysctl(ctx, s.Key, s.Value); err != nil {
+			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", s.Key, s.Value, err))
+			continue
+		}
+		l.mu.Lock()
+		l.Changes++
+		l.mu.Unlock()
+		l.log.Info("set sysctl", "key", s.Key, "value", s.Value)
+	}
+	return errors.Join(errs...)
+}
+
+func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
+
+func (l *Links) readSysctl(ctx context.Context, key string) (string, error) {
+	if l.netns != "" {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "cat", sysctlPath(key)).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	b, err := os.ReadFile(sysctlPath(key))
+	return strings.TrimSpace(string(b)), err
+}
+
+func (l *Links) writeSysctl(ctx context.Context, key, value string) error {
+	if l.netns != "" {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, sysctlPath(key)).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	return os.WriteFile(sysctlPath(key), []byte(value+"\n"), 0o644)
+}
