@@ -6,14 +6,19 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"novanet/internal/cli"
+	"novanet/internal/dhcpbridge"
 )
 
 func main() {
-	// TODO(lead): dispatch filepath.Base(os.Args[0]) == "novanet-dhcpbridge"
-	// to dhcpbridge.Main(os.Args[1:]) once internal/dhcpbridge exists.
+	// dnsmasq runs us as its --dhcp-script through a novanet-dhcpbridge
+	// link: answer before anything else starts.
+	if filepath.Base(os.Args[0]) == "novanet-dhcpbridge" {
+		os.Exit(dhcpbridge.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args)
 	stop()

@@ -93,3 +93,13 @@ func (h *LeaseHandler) Forward(ctx context.Context) {
 		}
 	}
 }
+
+// LeaseTime is the lease time of the cluster (for dnsmasq's init).
+func (h *LeaseHandler) LeaseTime() time.Duration {
+	h.a.mu.Lock()
+	defer h.a.mu.Unlock()
+	if s := h.a.state.Options.DHCPLeaseTime; s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 120 * time.Second
+}

@@ -1,0 +1,225 @@
+// Package dhcpbridge is dnsmasq's --dhcp-script (novanet-dhcpbridge) and
+// the agent's side of it. dnsmasq forks the script for every lease event;
+// the script hands the event to the local agent over a unix socket and
+// exits, so it stays small: no store, no HTTP, no cobra. For `init`
+// (dnsmasq runs with --leasefile-ro) it prints the leases the agent knows.
+package dhcpbridge
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"novanet/internal/model"
+)
+
+const (
+	// SocketEnv names the agent socket; dnsmasq inherits the agent's
+	// environment and passes it on to the script.
+	SocketEnv = "NOVANET_AGENT_SOCKET"
+	// BridgeEnv names the bridge a dnsmasq serves; the supervisor sets it
+	// per process so `init` knows whose leases to print.
+	BridgeEnv = "NOVANET_BRIDGE"
+	// DefaultSocket is used when SocketEnv is unset.
+	DefaultSocket = "/run/novanet/agent.sock"
+)
+
+// Handler is what the agent offers the script.
+type Handler interface {
+	HandleLease(ctx context.Context, ev model.LeaseEvent) error
+	Leases(ctx context.Context, bridge string) ([]model.Lease, error)
+}
+
+// LeaseTimer, when the handler implements it, gives the lease time used
+// for the expiry column of `init`.
+type LeaseTimer interface {
+	LeaseTime() time.Duration
+}
+
+// request and response are one JSON line each way.
+type request struct {
+	Action   string `json:"action"`
+	MAC      string `json:"mac,omitempty"`
+	Address  string `json:"address,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	Bridge   string `json:"bridge,omitempty"`
+}
+
+type response struct {
+	Error        string        `json:"error,omitempty"`
+	Leases       []model.Lease `json:"leases,omitempty"`
+	LeaseSeconds int64         `json:"lease_seconds,omitempty"`
+}
+
+// Main runs the script: args are what dnsmasq passes after the program
+// name. It returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if err := run(args, stdout); err != nil {
+		fmt.Fprintf(stderr, "novanet-dhcpbridge: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: novanet-dhcpbridge add|old|del <mac> <ip> [hostname] | init (dnsmasq's --dhcp-script)")
+	}
+	req := request{Action: args[0], Bridge: os.Getenv(BridgeEnv)}
+	if req.Bridge == "" {
+		req.Bridge = os.Getenv("DNSMASQ_INTERFACE")
+	}
+	switch req.Action {
+	case "add", "old", "del":
+		if len(args) < 3 {
+			return fmt.Errorf("%s needs <mac> <ip> [hostname]", req.Action)
+		}
+		req.MAC, req.Address = args[1], args[2]
+		if len(args) > 3 {
+			req.Hostname = args[3]
+		}
+		if _, err := net.ParseMAC(req.MAC); err != nil {
+			return fmt.Errorf("bad MAC %q from dnsmasq", req.MAC)
+		}
+		if a, err := netip.ParseAddr(req.Address); err != nil || !a.Is4() {
+			return nil // IPv6 leases: novanet tracks IPv4 fixed IPs only
+		}
+	case "init":
+	case "tftp", "arp", "arp-add", "arp-del", "relay-snoop":
+		return nil // events novanet does not use
+	default:
+		return fmt.Errorf("unknown action %q", req.Action)
+	}
+	path := os.Getenv(SocketEnv)
+	if path == "" {
+		path = DefaultSocket
+	}
+	resp, err := call(path, req)
+	if err != nil {
+		return err
+	}
+	if req.Action == "init" {
+		expiry := time.Now().Unix() + resp.LeaseSeconds
+		w := bufio.NewWriter(stdout)
+		for _, l := range resp.Leases {
+			name := l.Hostname
+			if name == "" {
+				name = "*"
+			}
+			fmt.Fprintf(w, "%d %s %s %s *\n", expiry, l.MAC, l.Address, name)
+		}
+		return w.Flush()
+	}
+	return nil
+}
+
+func call(path string, req request) (response, error) {
+	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return response{}, fmt.Errorf("agent socket %s: %w; is novanet agent running?", path, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return response{}, fmt.Errorf("send to agent: %w", err)
+	}
+	var resp response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return response{}, fmt.Errorf("agent reply: %w", err)
+	}
+	if resp.Error != "" {
+		return resp, errors.New(resp.Error)
+	}
+	return resp, nil
+}
+
+// Listen makes the agent's socket, replacing a stale one.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory for %s: %w; set agent_socket", path, err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("agent socket %s is in use: is another agent running on this host?", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// dnsmasq runs its script as root here, but may drop to nobody when
+	// configured to; let it connect either way.
+	_ = os.Chmod(path, 0o666)
+	return ln, nil
+}
+
+// Serve answers script requests until ctx ends.
+func Serve(ctx context.Context, ln net.Listener, h Handler) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept on agent socket: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveConn(ctx, conn, h)
+		}()
+	}
+}
+
+func serveConn(ctx context.Context, conn net.Conn, h Handler) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req request
+	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+		_ = json.NewEncoder(conn).Encode(response{Error: "malformed request: " + err.Error()})
+		return
+	}
+	var resp response
+	switch req.Action {
+	case "add", "old", "del":
+		addr, err := netip.ParseAddr(req.Address)
+		if err != nil {
+			resp.Error = fmt.Sprintf("bad address %q", req.Address)
+			break
+		}
+		ev := model.LeaseEvent{Action: model.LeaseAction(req.Action), MAC: strings.ToLower(req.MAC), Address: addr, Hostname: req.Hostname}
+		if err := h.HandleLease(ctx, ev); err != nil {
+			resp.Error = err.Error()
+		}
+	case "init":
+		ls, err := h.Leases(ctx, req.Bridge)
+		if err != nil {
+			resp.Error = err.Error()
+			break
+		}
+		resp.Leases = ls
+		resp.LeaseSeconds = 120
+		if lt, ok := h.(LeaseTimer); ok && lt.LeaseTime() > 0 {
+			resp.LeaseSeconds = int64(lt.LeaseTime() / time.Second)
+		}
+	default:
+		resp.Error = fmt.Sprintf("unknown action %q", req.Action)
+	}
+	_ = json.NewEncoder(conn).Encode(resp)
+}

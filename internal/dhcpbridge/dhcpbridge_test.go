@@ -1,0 +1,137 @@
+package dhcpbridge
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"novanet/internal/model"
+)
+
+// recorder is a Handler that keeps what it was given.
+type recorder struct {
+	mu     sync.Mutex
+	events []model.LeaseEvent
+	bridge string
+}
+
+func (r *recorder) HandleLease(_ context.Context, ev model.LeaseEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return nil
+}
+
+func (r *recorder) Leases(_ context.Context, bridge string) ([]model.Lease, error) {
+	r.mu.Lock()
+	r.bridge = bridge
+	r.mu.Unlock()
+	return []model.Lease{
+		{MAC: "fa:16:3e:00:00:01", Address: netip.MustParseAddr("10.0.0.3"), Hostname: "vm1"},
+		{MAC: "fa:16:3e:00:00:02", Address: netip.MustParseAddr("10.0.0.4")},
+	}, nil
+}
+
+func (r *recorder) LeaseTime() time.Duration { return 300 * time.Second }
+
+func startServer(t *testing.T, h Handler) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = Serve(ctx, ln, h); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv(SocketEnv, path)
+	return path
+}
+
+func TestEventsReachTheHandler(t *testing.T) {
+	rec := &recorder{}
+	startServer(t, rec)
+	for _, args := range [][]string{
+		{"add", "FA:16:3E:00:00:01", "10.0.0.3", "vm1"},
+		{"old", "fa:16:3e:00:00:01", "10.0.0.3"},
+		{"del", "fa:16:3e:00:00:01", "10.0.0.3", "vm1"},
+		{"add", "fa:16:3e:00:00:01", "fd00::3"}, // IPv6: ignored
+		{"tftp", "1234", "10.0.0.3", "/file"},   // not ours: ignored
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+	want := []model.LeaseEvent{
+		{Action: model.LeaseAdd, MAC: "fa:16:3e:00:00:01", Address: netip.MustParseAddr("10.0.0.3"), Hostname: "vm1"},
+		{Action: model.LeaseOld, MAC: "fa:16:3e:00:00:01", Address: netip.MustParseAddr("10.0.0.3")},
+		{Action: model.LeaseDel, MAC: "fa:16:3e:00:00:01", Address: netip.MustParseAddr("10.0.0.3"), Hostname: "vm1"},
+	}
+	if len(rec.events) != len(want) {
+		t.Fatalf("events = %+v", rec.events)
+	}
+	for i := range want {
+		if rec.events[i] != want[i] {
+			t.Errorf("event %d = %+v, want %+v", i, rec.events[i], want[i])
+		}
+	}
+}
+
+func TestInitPrintsLeasesInDnsmasqFormat(t *testing.T) {
+	rec := &recorder{}
+	startServer(t, rec)
+	t.Setenv(BridgeEnv, "br100")
+	var out, errb bytes.Buffer
+	before := time.Now().Unix()
+	if code := Main([]string{"init"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || rec.bridge != "br100" {
+		t.Fatalf("init printed %q for bridge %q", out.String(), rec.bridge)
+	}
+	f := strings.Fields(lines[0])
+	if len(f) != 5 || f[1] != "fa:16:3e:00:00:01" || f[2] != "10.0.0.3" || f[3] != "vm1" || f[4] != "*" {
+		t.Errorf("line %q", lines[0])
+	}
+	var exp int64
+	for _, c := range f[0] {
+		exp = exp*10 + int64(c-'0')
+	}
+	if exp < before+299 || exp > before+302 {
+		t.Errorf("expiry %d not now+300", exp)
+	}
+	if f := strings.Fields(lines[1]); f[3] != "*" {
+		t.Errorf("no-name lease %q, want * as hostname", lines[1])
+	}
+}
+
+func TestBadInputsAndMissingAgent(t *testing.T) {
+	t.Setenv(SocketEnv, filepath.Join(t.TempDir(), "nobody.sock"))
+	for _, args := range [][]string{
+		{},
+		{"add"},
+		{"add", "not-a-mac", "10.0.0.3"},
+		{"frobnicate"},
+		{"add", "fa:16:3e:00:00:01", "10.0.0.3"}, // no agent listening
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code == 0 || errb.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q; want failure with a message", args, code, errb.String())
+		}
+	}
+}
+
+func TestSecondListenerIsRefused(t *testing.T) {
+	path := startServer(t, &recorder{})
+	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Listen: %v", err)
+	}
+}
