@@ -1,0 +1,376 @@
+// Package dnsmasq supervises one dnsmasq per bridge the host serves and
+// sends DHCPRELEASEs to them. dnsmasq daemonizes and outlives the agent:
+// a restarted agent adopts a running dnsmasq whose command line matches
+// the plan, so restarting the agent restarts nothing. Static hosts are
+// one file per MAC in --dhcp-hostsdir: a new instance is a new file that
+// dnsmasq picks up by inotify; a removed or changed one gets a SIGHUP,
+// because dnsmasq keeps old entries of deleted files until then.
+package dnsmasq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"novanet/internal/dhcpbridge"
+	"novanet/internal/plan"
+)
+
+// Binary is the dnsmasq program run.
+var Binary = "dnsmasq"
+
+// Supervisor is the applier. Use New.
+type Supervisor struct {
+	// Netns, when set, runs dnsmasq and sends releases inside that named
+	// network namespace (tests); the agent runs inside its host's
+	// namespace and leaves it empty.
+	Netns string
+	// NetworksPath is where pid files of dnsmasqs this host no longer
+	// needs are looked for (nova-*.pid).
+	NetworksPath string
+
+	log *slog.Logger
+	mu  sync.Mutex
+	// hosts: dnsmasq name -> file -> line, as written (nil: read the
+	// directory first).
+	hosts map[string]map[string]string
+	// failures: name -> consecutive failed starts and the time of the last.
+	failures map[string]failure
+	// Starts counts dnsmasq starts (tests).
+	Starts int
+	// Reloads counts SIGHUPs (tests).
+	Reloads int
+}
+
+type failure struct {
+	count int
+	last  time.Time
+}
+
+// New returns a supervisor.
+func New(log *slog.Logger, networksPath string) *Supervisor {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
+		hosts: map[string]map[string]string{}, failures: map[string]failure{}}
+}
+
+// Apply makes the running dnsmasqs and their host files match.
+func (s *Supervisor) Apply(ctx context.Context, instances []plan.Dnsmasq) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	want := map[string]bool{}
+	for _, d := range instances {
+		want[d.PidFile] = true
+		if err := s.applyOne(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Name, err))
+		}
+	}
+	s.stopUnwanted(want)
+	return errors.Join(errs...)
+}
+
+func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
+	if err := os.MkdirAll(d.HostsDir, 0o755); err != nil {
+		return fmt.Errorf("create hosts dir: %w; check networks_path", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(d.PidFile), 0o755); err != nil {
+		return fmt.Errorf("create pid file dir: %w", err)
+	}
+	removedOrChanged, err := s.syncHosts(d)
+	if err != nil {
+		return err
+	}
+	pid, running := runningPid(d.PidFile)
+	if running {
+		if args, ok := cmdline(pid); ok && slices.Equal(args, d.Args) {
+			if removedOrChanged {
+				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+					return fmt.Errorf("reload (SIGHUP) pid %d: %w", pid, err)
+				}
+				s.Reloads++
+				s.log.Info("reloaded for removed or changed hosts", "name", d.Name, "pid", pid)
+			}
+			delete(s.failures, d.Name)
+			return nil
+		} else if ok && isDnsmasq(pid) {
+			s.log.Info("command line changed; restarting", "name", d.Name, "pid", pid)
+			stop(pid)
+		}
+	}
+	// Back off after failed starts so a dnsmasq that cannot start (an
+	// address not on the bridge yet) does not spin.
+	if f := s.failures[d.Name]; f.count > 0 {
+		wait := min(time.Duration(1<<min(f.count-1, 5))*time.Second, 30*time.Second)
+		if time.Since(f.last) < wait {
+			return fmt.Errorf("not running; next start attempt in %s", (wait - time.Since(f.last)).Round(time.Millisecond))
+		}
+	}
+	if err := s.start(ctx, d); err != nil {
+		f := s.failures[d.Name]
+		s.failures[d.Name] = failure{count: f.count + 1, last: time.Now()}
+		return err
+	}
+	delete(s.failures, d.Name)
+	return nil
+}
+
+func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
+	_ = os.Remove(d.PidFile)
+	var cmd *exec.Cmd
+	if s.Netns != "" {
+		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Netns, Binary}, d.Args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, Binary, d.Args...)
+	}
+	cmd.Env = append(os.Environ(), dhcpbridge.BridgeEnv+"="+d.Bridge)
+	// dnsmasq forks into the background; its own session keeps it out of
+	// the agent's process group and signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("start failed: %v: %s", err, strings.TrimSpace(out.String()))
+	}
+	// The parent exits once the daemon is set up; the pid file follows.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if pid, ok := runningPid(d.PidFile); ok {
+			s.Starts++
+			s.log.Info("started", "name", d.Name, "pid", pid, "bridge", d.Bridge)
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("started but no live pid in %s: %s", d.PidFile, strings.TrimSpace(out.String()))
+}
+
+// syncHosts writes the host files that differ and removes the ones no
+// longer wanted; it reports whether dnsmasq needs a SIGHUP.
+func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
+	have := s.hosts[d.Name]
+	if have == nil {
+		have = map[string]string{}
+		entries, err := os.ReadDir(d.HostsDir)
+		if err != nil {
+			return false, fmt.Errorf("read hosts dir: %w", err)
+		}
+		for _, e := range entries {
+			if b, err := os.ReadFile(filepath.Join(d.HostsDir, e.Name())); err == nil {
+				have[e.Name()] = strings.TrimSuffix(string(b), "\n")
+			}
+		}
+		s.hosts[d.Name] = have
+	}
+	reload := false
+	want := make(map[string]bool, len(d.Hosts))
+	// Temporary files go next to the directory, never inside it: dnsmasq
+	// reads every file that appears there.
+	tmpDir := filepath.Dir(d.HostsDir)
+	for _, h := range d.Hosts {
+		want[h.FileName] = true
+		old, ok := have[h.FileName]
+		if ok && old == h.Line {
+			continue
+		}
+		tmp := filepath.Join(tmpDir, "."+d.Name+"."+h.FileName+".tmp")
+		if err := os.WriteFile(tmp, []byte(h.Line+"\n"), 0o644); err != nil {
+			return reload, fmt.Errorf("write host entry: %w", err)
+		}
+		if err := os.Rename(tmp, filepath.Join(d.HostsDir, h.FileName)); err != nil {
+			return reload, fmt.Errorf("install host entry: %w", err)
+		}
+		have[h.FileName] = h.Line
+		if ok {
+			reload = true
+		}
+	}
+	for f := range have {
+		if want[f] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.HostsDir, f)); err != nil && !os.IsNotExist(err) {
+			return reload, fmt.Errorf("remove host entry: %w", err)
+		}
+		delete(have, f)
+		reload = true
+	}
+	return reload, nil
+}
+
+// stopUnwanted stops dnsmasqs this host ran for bridges it no longer
+// serves: pid files named nova-*.pid in NetworksPath.
+func (s *Supervisor) stopUnwanted(want map[string]bool) {
+	if s.NetworksPath == "" {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(s.NetworksPath, "nova-*.pid"))
+	for _, f := range files {
+		if want[f] {
+			continue
+		}
+		if pid, ok := runningPid(f); ok && isDnsmasq(pid) {
+			s.log.Info("stopping dnsmasq no longer needed", "pid_file", f, "pid", pid)
+			stop(pid)
+		}
+		_ = os.Remove(f)
+		name := strings.TrimSuffix(filepath.Base(f), ".pid")
+		dir := filepath.Join(s.NetworksPath, name+".hosts.d")
+		_ = os.RemoveAll(dir)
+		delete(s.hosts, name)
+	}
+}
+
+// Watch calls notify when a supervised dnsmasq has died, checking every
+// interval, so the agent repairs it without waiting for its resync.
+func (s *Supervisor) Watch(ctx context.Context, interval time.Duration, notify func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		names := make([]string, 0, len(s.hosts))
+		for n := range s.hosts {
+			names = append(names, n)
+		}
+		s.mu.Unlock()
+		for _, n := range names {
+			if _, ok := runningPid(filepath.Join(s.NetworksPath, n+".pid")); !ok {
+				s.log.Warn("dnsmasq is not running; repairing", "name", n)
+				notify()
+				break
+			}
+		}
+	}
+}
+
+func runningPid(pidFile string) (int, bool) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		return 0, false
+	}
+	// A zombie or a recycled pid of another program is not ours.
+	if !isDnsmasq(pid) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// cmdline returns a process's arguments after the program name.
+func cmdline(pid int) ([]string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	parts := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	return parts[1:], true
+}
+
+func isDnsmasq(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return err == nil && strings.TrimSpace(string(b)) == "dnsmasq"
+}
+
+func stop(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 200; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Release sends a DHCPRELEASE for addr/mac to the dnsmasq listening on
+// server, from this host on the bridge, as dnsmasq-utils' dhcp_release
+// does; dnsmasq frees the lease at once (and reports `del`).
+func (s *Supervisor) Release(ctx context.Context, bridge string, server netip.Addr, mac string, addr netip.Addr) error {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return fmt.Errorf("release: bad MAC %q", mac)
+	}
+	pkt, err := dhcpv4.New(
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease),
+		dhcpv4.WithHwAddr(hw),
+		dhcpv4.WithClientIP(addr.AsSlice()),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(server.AsSlice())),
+	)
+	if err != nil {
+		return fmt.Errorf("build release: %w", err)
+	}
+	send := func() error { return sendOnDevice(bridge, server, pkt.ToBytes()) }
+	if s.Netns == "" {
+		return send()
+	}
+	return inNamespace(s.Netns, send)
+}
+
+func sendOnDevice(dev string, server netip.Addr, payload []byte) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return fmt.Errorf("release socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, dev); err != nil {
+		return fmt.Errorf("bind release socket to %s: %w", dev, err)
+	}
+	to := &unix.SockaddrInet4{Port: 67, Addr: server.As4()}
+	if err := unix.Sendto(fd, payload, 0, to); err != nil {
+		return fmt.Errorf("send release to %s on %s: %w", server, dev, err)
+	}
+	return nil
+}
+
+// inNamespace runs f on a thread switched into the named namespace.
+func inNamespace(name string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is not unlocked: it dies with the goroutine rather
+		// than going back to the pool inside another namespace.
+		runtime.LockOSThread()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			errc <- fmt.Errorf("open namespace %s: %w", name, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
