@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 		return fmt.Errorf("no tokens: set tokens_file (lines '<token> admin|project <id>|agent <host>') or auth_token in [novanet]")
 	}
 	if path, ok := sqlitePath(cfg.Database); ok {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("create the directory of the SQLite store %s: %w; check state_path or database", path, err)
 		}
 	}

@@ -97,6 +97,9 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 	if err := os.MkdirAll(filepath.Dir(d.PidFile), 0o755); err != nil {
 		return fmt.Errorf("create pid file dir: %w", err)
 	}
+	if err := traversable(d.HostsDir); err != nil {
+		return err
+	}
 	removedOrChanged, err := s.syncHosts(d)
 	if err != nil {
 		return err
@@ -216,6 +219,23 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 		reload = true
 	}
 	return reload, nil
+}
+
+// traversable checks that dnsmasq, which drops to user nobody, can reach
+// dir: a private parent directory would make it serve no host at all.
+func traversable(dir string) error {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("hosts dir %s: %w", dir, err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("dnsmasq runs as nobody and cannot reach %s: %s is mode %o; chmod o+x %s (or choose another networks_path)", dir, d, fi.Mode().Perm(), d)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
 }
 
 // stopUnwanted stops dnsmasqs this host ran for bridges it no longer

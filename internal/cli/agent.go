@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"novanet/internal/agent"
+	"novanet/internal/client"
+	"novanet/internal/config"
+	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/link"
+	"novanet/internal/dhcpbridge"
+	"novanet/internal/plan"
+)
+
+func init() { Register(agentCmd) }
+
+func agentCmd() *cobra.Command {
+	var once, verbose bool
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "reconcile this host's bridge, dnsmasq and iptables with the API's desired state",
+		Long: `agent runs on every host (network host and compute hosts). It watches
+the host's desired state from the API (api_url, auth_token: an "agent <host>"
+token), plans it and applies it: bridge and taps, sysctls, dnsmasq and the
+nova-* iptables chains. It keeps the datapath as it is while the API is
+unreachable and repairs drift every resync_interval. dnsmasq calls back
+through the unix socket agent_socket (novanet-dhcpbridge).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := LoadConfig(cmd, nil)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runAgent(ctx, cfg, once, verbose)
+		},
+	}
+	cmd.Flags().BoolVar(&once, "once", false, "sync once (full) and exit; non-zero exit if anything failed")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync")
+	return cmd
+}
+
+// agentPlanOptions maps nova.conf options onto the planner's host-local
+// options.
+func agentPlanOptions(cfg *config.Config, dhcpScript string) plan.Options {
+	o := plan.Options{
+		Host:              cfg.Host,
+		FlatInterface:     cfg.FlatInterface,
+		PublicInterface:   cfg.PublicInterface,
+		RoutingSourceIP:   cfg.RoutingSourceIP,
+		MetadataHost:      cfg.MetadataHost,
+		MetadataPort:      cfg.MetadataPort,
+		DMZCIDRs:          cfg.DMZCIDR,
+		NetworksPath:      cfg.NetworksPath,
+		DHCPBridge:        dhcpScript,
+		DnsmasqConfigFile: cfg.DnsmasqConfigFile,
+	}
+	// nova-api's metadata chains live where the metadata API runs: the
+	// host whose own address is metadata_host.
+	o.MetadataAPI = cfg.MetadataHost.IsValid() && cfg.MetadataHost == cfg.MyIP
+	return o
+}
+
+// dhcpScriptPath is the --dhcp-script dnsmasq runs: the dhcpbridge option
+// when set, else a novanet-dhcpbridge link to this binary in state_path
+// (main dispatches on the program name).
+func dhcpScriptPath(cfg *config.Config) (string, error) {
+	if cfg.DHCPBridge != "" {
+		return cfg.DHCPBridge, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable for the dhcp script: %w; set dhcpbridge in the configuration", err)
+	}
+	dir := filepath.Join(cfg.StatePath, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w; check state_path", dir, err)
+	}
+	path := filepath.Join(dir, "novanet-dhcpbridge")
+	if cur, err := os.Readlink(path); err == nil && cur == self {
+		return path, nil
+	}
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(self, tmp); err != nil {
+		return "", fmt.Errorf("link %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("link %s: %w", path, err)
+	}
+	return path, nil
+}
+
+func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error {
+	if cfg.Host == "" {
+		return usagef("host is not set: set host in the configuration")
+	}
+	if cfg.APIURL == "" || cfg.AuthToken == "" {
+		return usagef("the agent needs api_url and auth_token (an \"agent %s\" token) in [novanet]", cfg.Host)
+	}
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	script, err := dhcpScriptPath(cfg)
+	if err != nil {
+		return err
+	}
+	// dnsmasq inherits the agent's environment and passes it to its
+	// --dhcp-script, which finds the agent's socket through it.
+	if err := os.Setenv(dhcpbridge.SocketEnv, cfg.AgentSocket); err != nil {
+		return err
+	}
+
+	links, err := link.New(log)
+	if err != nil {
+		return err
+	}
+	fw := iptables.New()
+	dhcp := dnsmasq.New(log, cfg.NetworksPath)
+	api := client.New(cfg.APIURL, cfg.AuthToken)
+	a := agent.New(agent.Config{
+		Host:           cfg.Host,
+		Plan:           agentPlanOptions(cfg, script),
+		ResyncInterval: cfg.ResyncInterval,
+		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
+		Logger:         log,
+	}, api, links, fw, dhcp)
+
+	if once {
+		return a.Sync(ctx, true)
+	}
+
+	ln, err := dhcpbridge.Listen(cfg.AgentSocket)
+	if err != nil {
+		return err
+	}
+	leases := a.Leases()
+	errc := make(chan error, 1)
+	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
+	go leases.Forward(ctx)
+	go func() {
+		// A tap appearing (the hypervisor plugged a VIF) is attached at
+		// once instead of at the next watch or resync.
+		if err := links.WatchPorts(ctx, func(string) { a.Trigger(false) }); err != nil && ctx.Err() == nil {
+			log.Warn("link watch stopped; new taps are attached at the next sync", "err", err)
+		}
+	}()
+	go dhcp.Watch(ctx, time.Second, func() { a.Trigger(true) })
+	log.Info("agent started", "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
+	runErr := a.Run(ctx)
+	select {
+	case err := <-errc:
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+	default:
+	}
+	return runErr
+}
