@@ -268,6 +268,10 @@ type FixedIPInfo struct {
 	Host     string `json:"host"`
 	Hostname string `json:"hostname"`
 	Reserved bool   `json:"reserved"`
+	// novanet additions to nova's view.
+	Allocated    bool   `json:"allocated"`
+	Leased       bool   `json:"leased"`
+	InstanceUUID string `json:"instance_uuid"`
 }
 
 // GetFixedIP shows one fixed address.
