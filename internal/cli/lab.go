@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"novanet/internal/lab"
+)
+
+func init() { Register(labCmd) }
+
+func labCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "the seed topology in network namespaces: controller, two computes, VMs, an outside host",
+		Long: `lab builds seed 003's topology with network namespaces on this machine
+(root needed): a controller and compute-1/compute-2 with eth1 on a management
+network and eth2 on the VM network, an outside host (203.0.113.254) behind
+the controller's eth0, novanet serve and one novanet agent per host running
+inside them, and VMs as namespaces plugged into their compute's br100 that
+get their address from dnsmasq with busybox udhcpc or dhclient.
+Nothing outside namespaces named <name>-* is touched.`,
+	}
+	cmd.PersistentFlags().StringVar(&name, "name", "nnlab", "lab name (prefix of every namespace it makes)")
+	open := func(cmd *cobra.Command) (*lab.Lab, error) {
+		return lab.Open(name, cmd.OutOrStdout())
+	}
+
+	o := lab.DefaultOptions()
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "create the namespaces, start serve and the agents, create the network",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			return l.Up(cmd.Context(), self, o)
+		},
+	}
+	f := up.Flags()
+	f.SetNormalizeFunc(underscores)
+	f.BoolVar(&o.MultiHost, "multi-host", o.MultiHost, "every compute host is its VMs' gateway, DHCP server and NAT")
+	f.BoolVar(&o.ForceDHCPRelease, "force-dhcp-release", o.ForceDHCPRelease, "release a deleted VM's lease at once")
+	f.IntVar(&o.DisassociateTimeout, "disassociate-timeout", o.DisassociateTimeout, "fixed_ip_disassociate_timeout in seconds")
+	f.StringVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "agents' full resync interval")
+	f.StringVar(&o.DHCPClient, "dhcp-client", o.DHCPClient, "DHCP client in VMs: udhcpc (busybox, as cirros) or dhclient")
+
+	var host string
+	boot := &cobra.Command{
+		Use:   "boot NAME",
+		Short: "boot a VM on a compute host and wait for its DHCP lease",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			_, err = l.Boot(cmd.Context(), args[0], host)
+			return err
+		},
+	}
+	boot.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
+
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "delete a VM (its lease is released when force_dhcp_release is on)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			return l.Delete(cmd.Context(), args[0])
+		},
+	}
+
+	execCmd := &cobra.Command{
+		Use:   "exec HOST|VM -- COMMAND...",
+		Short: "run a command inside a host's or VM's namespace",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			ns, err := l.Namespace(args[0])
+			if err != nil {
+				return err
+			}
+			c := exec.CommandContext(cmd.Context(), "ip", append([]string{"netns", "exec", ns}, args[1:]...)...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := c.Run(); err != nil {
+				if ee, ok := err.(*exec.ExitError); ok {
+					if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+						os.Exit(ws.ExitStatus())
+					}
+				}
+				return err
+			}
+			return nil
+		},
+	}
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "show the lab's hosts, daemons and VMs with their leases",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			if !l.IsUp() {
+				fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down\n", name)
+				return nil
+			}
+			st := l.State()
+			w := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(w, "DAEMON\tPID\tRUNNING")
+			for key, pid := range st.PIDs {
+				fmt.Fprintf(w, "%s\t%d\t%t\n", key, pid, syscall.Kill(pid, 0) == nil)
+			}
+			w.Flush()
+			fmt.Fprintln(cmd.OutOrStdout())
+			w = newTable(cmd.OutOrStdout())
+			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tLEASED\tROUTER\tDNS\tMAC\tTAP")
+			for _, vm := range st.VMs {
+				lease, _ := l.LeaseOf(vm.Name)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
+					dash(lease.Address), dash(lease.Router), dash(lease.DNS), vm.MAC, vm.Device)
+			}
+			return w.Flush()
+		},
+	}
+
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "stop everything and remove every namespace and file the lab made",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			return l.Down(cmd.Context())
+		},
+	}
+	cmd.AddCommand(up, boot, del, execCmd, status, down)
+	return cmd
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

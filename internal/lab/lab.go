@@ -1,0 +1,810 @@
+// Package lab builds the seed topology in network namespaces: a
+// controller and two compute nodes (eth1 on a management network, eth2 on
+// the VM network), an outside host on a documentation range behind the
+// controller's public interface, and VMs as namespaces whose veth peer is
+// the tap on their compute node. `novanet serve` and one `novanet agent`
+// per host run inside their namespaces, exactly as on real machines.
+//
+// Every name derives from the lab's name, and `down` removes exactly what
+// `up` and `boot` made, by name. Nothing touches the root namespace.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"novanet/internal/client"
+	"novanet/internal/model"
+)
+
+// Hosts of the topology and their management addresses.
+var (
+	Hosts    = []string{"controller", "compute-1", "compute-2"}
+	hostIP   = map[string]string{"controller": "192.168.56.200", "compute-1": "192.168.56.201", "compute-2": "192.168.56.202"}
+	hostTag  = map[string]string{"controller": "ctl", "compute-1": "c1", "compute-2": "c2", "outside": "out"}
+	apiAddr  = "192.168.56.200:8774"
+	publicIP = "203.0.113.1"
+	// OutsideIP is the outside host's address.
+	OutsideIP = "203.0.113.254"
+)
+
+// RootDir holds every lab's state directory.
+var RootDir = "/run/novanet-lab"
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
+
+// Options shape a lab at `up`.
+type Options struct {
+	MultiHost           bool   `json:"multi_host"`
+	ForceDHCPRelease    bool   `json:"force_dhcp_release"`
+	DisassociateTimeout int    `json:"disassociate_timeout"` // seconds
+	ResyncInterval      string `json:"resync_interval"`      // e.g. "60s"
+	DHCPClient          string `json:"dhcp_client"`          // udhcpc or dhclient
+}
+
+// DefaultOptions are the lab's defaults.
+func DefaultOptions() Options {
+	return Options{ForceDHCPRelease: true, DisassociateTimeout: 600, ResyncInterval: "10s", DHCPClient: "udhcpc"}
+}
+
+// VM is one booted VM.
+type VM struct {
+	Name      string `json:"name"`
+	UUID      string `json:"uuid"`
+	Host      string `json:"host"`
+	MAC       string `json:"mac"`
+	Device    string `json:"device"`
+	Address   string `json:"address"`
+	Client    string `json:"client"`
+	ClientPID int    `json:"client_pid"`
+}
+
+// State is what `up` and `boot` made, persisted in the lab directory.
+type State struct {
+	Name       string         `json:"name"`
+	Binary     string         `json:"binary"`
+	Options    Options        `json:"options"`
+	AdminToken string         `json:"admin_token"`
+	PIDs       map[string]int `json:"pids"` // "serve", "agent-<host>"
+	VMs        []VM           `json:"vms"`
+}
+
+// Lab is one named lab.
+type Lab struct {
+	Name string
+	Dir  string
+	Out  io.Writer // progress lines
+	st   State
+}
+
+// Open returns the lab with this name (up or not).
+func Open(name string, out io.Writer) (*Lab, error) {
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("lab name %q: use 1-8 lower-case letters or digits, starting with a letter", name)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	l := &Lab{Name: name, Dir: filepath.Join(RootDir, name), Out: out}
+	if b, err := os.ReadFile(filepath.Join(l.Dir, "lab.json")); err == nil {
+		if err := json.Unmarshal(b, &l.st); err != nil {
+			return nil, fmt.Errorf("lab %s: corrupt %s: %w; run `novanet lab down --name %s`", name, filepath.Join(l.Dir, "lab.json"), err, name)
+		}
+	}
+	return l, nil
+}
+
+// Namespace returns the namespace of a host ("controller", "compute-1",
+// "compute-2", "outside") or VM.
+func (l *Lab) Namespace(target string) (string, error) {
+	if t, ok := hostTag[target]; ok {
+		return l.Name + "-" + t, nil
+	}
+	for _, vm := range l.st.VMs {
+		if vm.Name == target {
+			return l.vmNS(vm.Name), nil
+		}
+	}
+	return "", fmt.Errorf("no host or VM named %q in lab %s (hosts: controller, compute-1, compute-2, outside)", target, l.Name)
+}
+
+func (l *Lab) switchNS() string       { return l.Name + "-sw" }
+func (l *Lab) hostNS(h string) string { return l.Name + "-" + hostTag[h] }
+func (l *Lab) vmNS(vm string) string  { return l.Name + "-vm-" + vm }
+func (l *Lab) allHostNS() []string {
+	return []string{l.switchNS(), l.hostNS("controller"), l.hostNS("compute-1"), l.hostNS("compute-2"), l.hostNS("outside")}
+}
+func (l *Lab) path(parts ...string) string {
+	return filepath.Join(append([]string{l.Dir}, parts...)...)
+}
+
+// IsUp reports whether the lab has state on disk.
+func (l *Lab) IsUp() bool {
+	_, err := os.Stat(l.path("lab.json"))
+	return err == nil
+}
+
+// State returns what the lab holds.
+func (l *Lab) State() State { return l.st }
+
+func (l *Lab) printf(format string, args ...any) { fmt.Fprintf(l.Out, format+"\n", args...) }
+
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := l.path("lab.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, l.path("lab.json"))
+}
+
+func run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// In runs a command inside a namespace and returns its combined output.
+func In(ns string, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %v: %s", ns, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+func nsExists(name string) bool {
+	_, err := os.Stat("/run/netns/" + name)
+	return err == nil
+}
+
+func token() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Up builds the topology and starts serve and the agents. bin is the
+// novanet binary to run inside the namespaces.
+func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("the lab needs root (network namespaces); run it with sudo")
+	}
+	for _, tool := range []string{"ip", "dnsmasq", "iptables-restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("the lab needs %s: run scripts/install-deps.sh", tool)
+		}
+	}
+	if o.DHCPClient == "" {
+		o.DHCPClient = "udhcpc"
+	}
+	if err := checkClient(o.DHCPClient); err != nil {
+		return err
+	}
+	if l.IsUp() {
+		return fmt.Errorf("lab %s is already up; run `novanet lab down --name %s` first (or use another --name)", l.Name, l.Name)
+	}
+	for _, ns := range l.allHostNS() {
+		if nsExists(ns) {
+			return fmt.Errorf("network namespace %s already exists (left over from lab %s?); run `novanet lab down --name %s`", ns, l.Name, l.Name)
+		}
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", l.Dir, err)
+	}
+	// dnsmasq drops to nobody and must reach each host's networks_path.
+	if err := os.Chmod(l.Dir, 0o755); err != nil {
+		return err
+	}
+	l.st = State{Name: l.Name, Binary: bin, Options: o, AdminToken: token(), PIDs: map[string]int{}}
+	if err := l.save(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			l.printf("up failed: %v; tearing down what was made", err)
+			_ = l.Down(context.Background())
+		}
+	}()
+
+	l.printf("lab %s: creating namespaces", l.Name)
+	for _, ns := range l.allHostNS() {
+		if err := run("ip", "netns", "add", ns); err != nil {
+			return err
+		}
+		if _, err := In(ns, "ip", "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	sw := l.switchNS()
+	for _, br := range []string{"mgmt", "vmnet"} {
+		if _, err := In(sw, "ip", "link", "add", br, "type", "bridge"); err != nil {
+			return err
+		}
+		if _, err := In(sw, "ip", "link", "set", br, "up"); err != nil {
+			return err
+		}
+	}
+	l.printf("lab %s: wiring eth1 (management 192.168.56.0/24) and eth2 (VM network) of each host", l.Name)
+	for _, h := range Hosts {
+		ns, tag := l.hostNS(h), hostTag[h]
+		for _, p := range []struct{ dev, peer, br string }{{"eth1", tag + "-eth1", "mgmt"}, {"eth2", tag + "-eth2", "vmnet"}} {
+			if _, err := In(sw, "ip", "link", "add", p.peer, "type", "veth", "peer", "name", p.dev, "netns", ns); err != nil {
+				return err
+			}
+			if _, err := In(sw, "ip", "link", "set", p.peer, "master", p.br, "up"); err != nil {
+				return err
+			}
+			if _, err := In(ns, "ip", "link", "set", p.dev, "up"); err != nil {
+				return err
+			}
+		}
+		if _, err := In(ns, "ip", "addr", "add", hostIP[h]+"/24", "dev", "eth1"); err != nil {
+			return err
+		}
+	}
+	l.printf("lab %s: outside host %s behind the controller's eth0 (%s)", l.Name, OutsideIP, publicIP)
+	ctl, out := l.hostNS("controller"), l.hostNS("outside")
+	if _, err := In(ctl, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", out); err != nil {
+		return err
+	}
+	for _, c := range [][]string{
+		{ctl, "ip", "addr", "add", publicIP + "/24", "dev", "eth0"},
+		{ctl, "ip", "link", "set", "eth0", "up"},
+		{out, "ip", "addr", "add", OutsideIP + "/24", "dev", "eth0"},
+		{out, "ip", "link", "set", "eth0", "up"},
+	} {
+		if _, err := In(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	if o.MultiHost {
+		// Compute hosts route their own VMs' traffic out through the
+		// controller.
+		for _, h := range Hosts[1:] {
+			if _, err := In(l.hostNS(h), "ip", "route", "add", "default", "via", hostIP["controller"]); err != nil {
+				return err
+			}
+		}
+	}
+
+	if err := l.writeConfigs(o); err != nil {
+		return err
+	}
+	l.printf("lab %s: starting novanet serve on %s (SQLite in %s)", l.Name, apiAddr, l.path("controller"))
+	if err := l.startDaemon("serve", "controller", "serve"); err != nil {
+		return err
+	}
+	if err := l.waitAPI(ctx); err != nil {
+		return err
+	}
+	req := model.NetworkCreateRequest{Label: "private", Kind: model.KindFlatDHCP, FixedRangeV4: "10.0.0.0/24",
+		Bridge: "br100", BridgeInterface: "eth2", MultiHost: o.MultiHost}
+	if !o.MultiHost {
+		req.Host = "controller"
+	}
+	if _, err := l.Client().CreateNetworks(ctx, req); err != nil {
+		return fmt.Errorf("network create: %w", err)
+	}
+	mode := "single-host (controller is gateway, DHCP and NAT)"
+	if o.MultiHost {
+		mode = "multi-host (every compute is its VMs' gateway, DHCP and NAT)"
+	}
+	l.printf("lab %s: network private 10.0.0.0/24 on br100, %s", l.Name, mode)
+	for _, h := range Hosts {
+		l.printf("lab %s: starting novanet agent on %s", l.Name, h)
+		if err := l.startDaemon("agent-"+h, h, "agent"); err != nil {
+			return err
+		}
+	}
+	if !o.MultiHost {
+		if err := waitUntil(ctx, 10*time.Second, func() bool {
+			out, _ := In(ctl, "ip", "-4", "addr", "show", "br100")
+			return strings.Contains(out, "10.0.0.1/24")
+		}); err != nil {
+			return fmt.Errorf("the controller agent did not put 10.0.0.1 on br100: see %s", l.path("controller", "agent.log"))
+		}
+	}
+	l.printf("lab %s: up; boot VMs with `novanet lab boot NAME --host compute-1`", l.Name)
+	return nil
+}
+
+func checkClient(c string) error {
+	switch c {
+	case "udhcpc":
+		if _, err := exec.LookPath("busybox"); err != nil {
+			return errors.New("udhcpc needs busybox: run scripts/install-deps.sh")
+		}
+	case "dhclient":
+		if _, err := exec.LookPath("dhclient"); err != nil {
+			return errors.New("dhclient needs isc-dhcp-client: run scripts/install-deps.sh")
+		}
+	default:
+		return fmt.Errorf("unknown DHCP client %q: use udhcpc or dhclient", c)
+	}
+	return nil
+}
+
+func (l *Lab) writeConfigs(o Options) error {
+	var tokens strings.Builder
+	fmt.Fprintf(&tokens, "%s admin\n", l.st.AdminToken)
+	agentTokens := map[string]string{}
+	for _, h := range Hosts {
+		agentTokens[h] = token()
+		fmt.Fprintf(&tokens, "%s agent %s\n", agentTokens[h], h)
+	}
+	if err := os.WriteFile(l.path("tokens"), []byte(tokens.String()), 0o600); err != nil {
+		return err
+	}
+	for _, h := range Hosts {
+		dir := l.path(h)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		public, routing := "eth1", hostIP[h]
+		if h == "controller" {
+			public, routing = "eth0", publicIP
+		}
+		metadata := hostIP["controller"]
+		if o.MultiHost {
+			metadata = hostIP[h]
+		}
+		conf := fmt.Sprintf(`[DEFAULT]
+host = %s
+my_ip = %s
+state_path = %s
+flat_interface = eth2
+public_interface = %s
+routing_source_ip = %s
+metadata_host = %s
+network_host = controller
+multi_host = %t
+force_dhcp_release = %t
+fixed_ip_disassociate_timeout = %d
+dhcp_lease_time = 120
+
+[novanet]
+listen = %s
+database = sqlite://%s/novanet.db
+tokens_file = %s
+api_url = http://%s
+auth_token = %s
+agent_socket = %s/agent.sock
+resync_interval = %s
+`, h, hostIP[h], dir, public, routing, metadata, o.MultiHost, o.ForceDHCPRelease, o.DisassociateTimeout,
+			apiAddr, dir, l.path("tokens"), apiAddr, agentTokens[h], dir, o.ResyncInterval)
+		if err := os.WriteFile(filepath.Join(dir, "novanet.conf"), []byte(conf), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startDaemon runs `novanet --config-file <host conf> <cmd>` inside the
+// host's namespace, detached, logging to <host>/<cmd>.log.
+func (l *Lab) startDaemon(key, host, cmd string) error {
+	logf, err := os.OpenFile(l.path(host, cmd+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	c := exec.Command("ip", "netns", "exec", l.hostNS(host), l.st.Binary, "--config-file", l.path(host, "novanet.conf"), cmd)
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("start %s on %s: %w", cmd, host, err)
+	}
+	go func() { _ = c.Wait() }() // reap if it exits while we run
+	l.st.PIDs[key] = c.Process.Pid
+	return l.save()
+}
+
+// StopDaemon stops serve ("serve") or an agent ("agent-compute-1").
+func (l *Lab) StopDaemon(key string) error {
+	pid, ok := l.st.PIDs[key]
+	if !ok {
+		return fmt.Errorf("no %s in lab %s", key, l.Name)
+	}
+	killOurs(pid, l.st.Binary)
+	delete(l.st.PIDs, key)
+	return l.save()
+}
+
+// StartDaemon starts serve or an agent again after StopDaemon.
+func (l *Lab) StartDaemon(key string) error {
+	if key == "serve" {
+		return l.startDaemon("serve", "controller", "serve")
+	}
+	h, ok := strings.CutPrefix(key, "agent-")
+	if !ok || !slices.Contains(Hosts, h) {
+		return fmt.Errorf("unknown daemon %q: use serve or agent-<host>", key)
+	}
+	return l.startDaemon(key, h, "agent")
+}
+
+// killOurs kills pid if its command line runs binary (a recycled pid of
+// another program is left alone) and waits for it.
+func killOurs(pid int, binary string) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(b), binary) && !strings.Contains(string(b), "udhcpc") && !strings.Contains(string(b), "dhclient") {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func waitUntil(ctx context.Context, d time.Duration, f func() bool) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if f() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("timed out")
+}
+
+// Client is an admin API client that reaches serve inside the
+// controller's namespace.
+func (l *Lab) Client() *client.Client {
+	return l.clientWithToken(l.st.AdminToken)
+}
+
+func (l *Lab) clientWithToken(tok string) *client.Client {
+	ns := l.hostNS("controller")
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(ctx, ns, network, addr)
+		},
+		DisableKeepAlives: true,
+	}
+	return client.New("http://"+apiAddr, tok).WithHTTPClient(&http.Client{Transport: tr, Timeout: 90 * time.Second})
+}
+
+// dialIn opens a connection from inside a namespace: the socket keeps the
+// namespace it was created in.
+func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			ch <- result{nil, fmt.Errorf("lab namespace %s: %w; is the lab up?", ns, err)}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+func (l *Lab) waitAPI(ctx context.Context) error {
+	c := l.Client()
+	err := waitUntil(ctx, 15*time.Second, func() bool {
+		_, err := c.ListNetworks(ctx)
+		return err == nil
+	})
+	if err != nil {
+		return fmt.Errorf("novanet serve did not answer on %s: see %s", apiAddr, l.path("controller", "serve.log"))
+	}
+	return nil
+}
+
+// Boot allocates an instance on host through the API and plugs a VM
+// namespace into it, then runs the DHCP client and waits for its lease.
+func (l *Lab) Boot(ctx context.Context, name, host string) (VM, error) {
+	if !l.IsUp() {
+		return VM{}, fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
+	}
+	if !validName.MatchString(name) {
+		return VM{}, fmt.Errorf("VM name %q: use 1-8 lower-case letters or digits, starting with a letter", name)
+	}
+	if host != "compute-1" && host != "compute-2" && host != "controller" {
+		return VM{}, fmt.Errorf("host %q: use compute-1, compute-2 or controller", host)
+	}
+	for _, vm := range l.st.VMs {
+		if vm.Name == name {
+			return VM{}, fmt.Errorf("VM %s already exists in lab %s", name, l.Name)
+		}
+	}
+	d, err := l.Client().BootInstance(ctx, model.BootRequest{Hostname: name, Host: host, ProjectID: "demo"})
+	if err != nil {
+		return VM{}, fmt.Errorf("boot %s: %w", name, err)
+	}
+	if len(d.VIFs) == 0 || len(d.FixedIPs) == 0 {
+		return VM{}, fmt.Errorf("boot %s: the API returned no VIF or fixed IP", name)
+	}
+	vm := VM{Name: name, UUID: d.UUID, Host: host, MAC: d.VIFs[0].MAC, Device: d.VIFs[0].Device,
+		Address: d.FixedIPs[0].Address.String(), Client: l.st.Options.DHCPClient}
+	l.st.VMs = append(l.st.VMs, vm)
+	if err := l.save(); err != nil {
+		return vm, err
+	}
+	l.printf("lab %s: %s on %s: allocated %s, MAC %s, tap %s", l.Name, name, host, vm.Address, vm.MAC, vm.Device)
+	if err := l.plug(vm); err != nil {
+		return vm, err
+	}
+	pid, err := l.startDHCPClient(vm)
+	if err != nil {
+		return vm, err
+	}
+	for i := range l.st.VMs {
+		if l.st.VMs[i].Name == name {
+			l.st.VMs[i].ClientPID = pid
+			vm = l.st.VMs[i]
+		}
+	}
+	if err := l.save(); err != nil {
+		return vm, err
+	}
+	lease, err := l.WaitLease(ctx, name, 20*time.Second)
+	if err != nil {
+		return vm, err
+	}
+	l.printf("lab %s: %s leased %s, router %s, dns %s", l.Name, name, lease.Address, lease.Router, lease.DNS)
+	return vm, nil
+}
+
+// plug plays the hypervisor: a veth pair whose VM end is eth0 in the VM's
+// namespace with the allocated MAC, and whose host end is the tap.
+func (l *Lab) plug(vm VM) error {
+	ns := l.vmNS(vm.Name)
+	if err := run("ip", "netns", "add", ns); err != nil {
+		return err
+	}
+	for _, c := range [][]string{
+		{ns, "ip", "link", "set", "lo", "up"},
+		{ns, "ip", "link", "add", "eth0", "address", vm.MAC, "type", "veth", "peer", "name", vm.Device, "netns", l.hostNS(vm.Host)},
+		{ns, "ip", "link", "set", "eth0", "up"},
+		{l.hostNS(vm.Host), "ip", "link", "set", vm.Device, "up"},
+	} {
+		if _, err := In(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const udhcpcScript = `#!/bin/sh
+# busybox udhcpc event script for a lab VM: configure eth0 and record the
+# lease for novanet lab status.
+case "$1" in
+deconfig) ip -4 addr flush dev "$interface"; rm -f "$LEASE_FILE" ;;
+bound|renew)
+	ip -4 addr flush dev "$interface"
+	ip addr add "$ip/$mask" dev "$interface"
+	[ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+	echo "$ip ${router%% *} ${dns%% *} $1 $(date +%s)" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
+	;;
+esac
+exit 0
+`
+
+const dhclientScript = `#!/bin/sh
+# dhclient script for a lab VM (instead of dhclient-script, which would
+# rewrite the host's /etc/resolv.conf).
+case "$reason" in
+BOUND|RENEW|REBIND|REBOOT)
+	ip -4 addr flush dev "$interface"
+	ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+	r="${new_routers%% *}"
+	[ -n "$r" ] && ip route replace default via "$r" dev "$interface"
+	echo "$new_ip_address $r ${new_domain_name_servers%% *} $reason $(date +%s)" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
+	;;
+EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface"; rm -f "$LEASE_FILE" ;;
+esac
+exit 0
+`
+
+func (l *Lab) startDHCPClient(vm VM) (int, error) {
+	dir := l.path("vms", vm.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	leaseFile := filepath.Join(dir, "lease")
+	var args []string
+	switch vm.Client {
+	case "dhclient":
+		script := filepath.Join(dir, "dhclient.sh")
+		if err := os.WriteFile(script, []byte(dhclientScript), 0o755); err != nil {
+			return 0, err
+		}
+		args = []string{"dhclient", "-d", "-4", "-sf", script, "-lf", filepath.Join(dir, "dhclient.leases"),
+			"-pf", filepath.Join(dir, "dhclient.pid"), "eth0"}
+	default:
+		script := filepath.Join(dir, "udhcpc.sh")
+		if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+			return 0, err
+		}
+		// -f: stay in the foreground (we keep its pid); it renews at T1.
+		args = []string{"busybox", "udhcpc", "-f", "-i", "eth0", "-s", script, "-t", "20", "-T", "1", "-A", "1", "-x", "hostname:" + vm.Name}
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "dhcp-client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	c := exec.Command("ip", append([]string{"netns", "exec", l.vmNS(vm.Name)}, args...)...)
+	c.Env = append(os.Environ(), "LEASE_FILE="+leaseFile)
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return 0, fmt.Errorf("start %s in %s: %w", vm.Client, vm.Name, err)
+	}
+	go func() { _ = c.Wait() }()
+	return c.Process.Pid, nil
+}
+
+// Lease is what a VM's DHCP client last got.
+type Lease struct {
+	Address, Router, DNS, Event string
+	At                          time.Time
+}
+
+// LeaseOf reads the VM's last lease ("" Address when it has none).
+func (l *Lab) LeaseOf(name string) (Lease, error) {
+	b, err := os.ReadFile(l.path("vms", name, "lease"))
+	if err != nil {
+		return Lease{}, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 5 {
+		return Lease{}, fmt.Errorf("short lease record %q", b)
+	}
+	sec, _ := strconv.ParseInt(f[4], 10, 64)
+	return Lease{Address: f[0], Router: f[1], DNS: f[2], Event: f[3], At: time.Unix(sec, 0)}, nil
+}
+
+// WaitLease waits for the VM to hold a lease.
+func (l *Lab) WaitLease(ctx context.Context, name string, d time.Duration) (Lease, error) {
+	var lease Lease
+	err := waitUntil(ctx, d, func() bool {
+		var err error
+		lease, err = l.LeaseOf(name)
+		return err == nil && lease.Address != ""
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("%s got no DHCP lease within %s: see %s", name, d, l.path("vms", name, "dhcp-client.log"))
+	}
+	return lease, nil
+}
+
+// Renew asks a VM's DHCP client to renew its lease now (udhcpc: SIGUSR1).
+func (l *Lab) Renew(name string) error {
+	for _, vm := range l.st.VMs {
+		if vm.Name != name {
+			continue
+		}
+		if vm.Client != "udhcpc" {
+			return fmt.Errorf("renew is supported for udhcpc VMs only")
+		}
+		// ip netns exec execs busybox in place, so the pid is udhcpc's.
+		return syscall.Kill(vm.ClientPID, syscall.SIGUSR1)
+	}
+	return fmt.Errorf("no VM %s", name)
+}
+
+// Delete deletes the instance through the API and unplugs the VM.
+func (l *Lab) Delete(ctx context.Context, name string) error {
+	i := slices.IndexFunc(l.st.VMs, func(v VM) bool { return v.Name == name })
+	if i < 0 {
+		return fmt.Errorf("no VM %s in lab %s", name, l.Name)
+	}
+	vm := l.st.VMs[i]
+	if err := l.Client().DeleteInstance(ctx, vm.UUID); err != nil && model.KindOf(err) != model.ErrNotFound {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	l.unplug(vm)
+	l.st.VMs = slices.Delete(l.st.VMs, i, i+1)
+	l.printf("lab %s: deleted %s (%s)", l.Name, name, vm.Address)
+	return l.save()
+}
+
+func (l *Lab) unplug(vm VM) {
+	if vm.ClientPID > 0 {
+		killOurs(vm.ClientPID, l.st.Binary)
+	}
+	ns := l.vmNS(vm.Name)
+	killNamespace(ns)
+	_ = os.RemoveAll(l.path("vms", vm.Name))
+}
+
+// killNamespace kills what runs in ns and deletes it (the veth pair and
+// so the tap on the host go with it).
+func killNamespace(ns string) {
+	if !nsExists(ns) {
+		return
+	}
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, p := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(p); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	_ = run("ip", "netns", "del", ns)
+}
+
+// Down removes everything up and boot made, by name. It is safe to run
+// twice and on a half-built lab.
+func (l *Lab) Down(ctx context.Context) error {
+	for _, vm := range l.st.VMs {
+		l.unplug(vm)
+	}
+	// Leftover VM namespaces of this lab that the state lost.
+	if entries, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), l.Name+"-vm-") {
+				killNamespace(e.Name())
+			}
+		}
+	}
+	for key, pid := range l.st.PIDs {
+		killOurs(pid, l.st.Binary)
+		delete(l.st.PIDs, key)
+	}
+	for _, ns := range l.allHostNS() {
+		killNamespace(ns) // dnsmasq and anything else left inside
+	}
+	if err := os.RemoveAll(l.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", l.Dir, err)
+	}
+	l.st = State{}
+	l.printf("lab %s: down", l.Name)
+	return nil
+}
+
+// Addr returns a parsed address or the zero Addr.
+func Addr(s string) netip.Addr {
+	a, _ := netip.ParseAddr(s)
+	return a
+}
