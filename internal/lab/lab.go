@@ -508,19 +508,33 @@ func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer orig.Close()
 		target, err := netns.GetFromName(ns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{nil, fmt.Errorf("lab namespace %s: %w; is the lab up?", ns, err)}
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{nil, err}
 			return
 		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
+		// Back home before the thread serves other goroutines; if that
+		// fails the thread stays locked and dies with this goroutine.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- result{c, err}
 	}()
 	r := <-ch

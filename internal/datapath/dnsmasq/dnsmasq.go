@@ -377,20 +377,33 @@ func sendOnDevice(dev string, server netip.Addr, payload []byte) error {
 func inNamespace(name string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is not unlocked: it dies with the goroutine rather
-		// than going back to the pool inside another namespace.
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		target, err := netns.GetFromName(name)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open namespace %s: %w", name, err)
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
 			return
 		}
-		errc <- f()
+		err = f()
+		// Back home before the thread serves other goroutines; if that
+		// fails the thread stays locked and dies with this goroutine.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
