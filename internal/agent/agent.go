@@ -34,7 +34,8 @@ type API interface {
 
 // Links applies bridges, ports and sysctls.
 type Links interface {
-	ApplyBridges(ctx context.Context, bridges []plan.Bridge) error
+	// ApplyBridges: full re-checks every port in the kernel.
+	ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bool) error
 	ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error
 }
 
@@ -227,7 +228,7 @@ func (a *Agent) Sync(ctx context.Context, full bool) error {
 			// Keep the datapath as it is until the API is back; only attach
 			// taps that appeared meanwhile, from the cached plan.
 			if p, perr := plan.Build(st, a.cfg.Plan); perr == nil {
-				_ = a.links.ApplyBridges(ctx, p.Bridges)
+				_ = a.links.ApplyBridges(ctx, p.Bridges, false)
 			}
 			return err
 		}
@@ -273,7 +274,7 @@ func (a *Agent) apply(ctx context.Context, p plan.Plan, full bool) error {
 	if err := a.links.ApplySysctls(ctx, p.Sysctls); err != nil {
 		errs = append(errs, fmt.Errorf("sysctls: %w", err))
 	}
-	if err := a.links.ApplyBridges(ctx, p.Bridges); err != nil {
+	if err := a.links.ApplyBridges(ctx, p.Bridges, full); err != nil {
 		errs = append(errs, fmt.Errorf("links: %w", err))
 	}
 	if err := a.firewall.Apply(ctx, p.Firewall, full); err != nil {

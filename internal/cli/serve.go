@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -68,8 +69,16 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	return o
 }
 
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
+// otherwise: large answers (a host state or list of 60,000 addresses) are
+// transient, and without a limit the runtime keeps their peak resident.
+const defaultMemoryLimit = 64 << 20
+
 func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "serve")
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	var tokens *api.Tokens
 	switch {
 	case cfg.TokensFile != "":

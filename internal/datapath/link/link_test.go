@@ -30,7 +30,7 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 	br := plan.Bridge{Name: "br100", Interface: "eth2",
 		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")},
 		Ports:     []plan.Port{{Device: "tapvm1", MAC: "fa:16:3e:00:00:01"}}}
-	if err := l.ApplyBridges(ctx, []plan.Bridge{br}); err != nil {
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
 		t.Fatal(err)
 	}
 	eth2 := nettest.Run(t, ns, "ip", "-d", "link", "show", "eth2")
@@ -52,7 +52,7 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 
 	// Nothing to do the second time.
 	n := l.Changes
-	if err := l.ApplyBridges(ctx, []plan.Bridge{br}); err != nil {
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
 		t.Fatal(err)
 	}
 	if l.Changes != n {
@@ -75,7 +75,7 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("watcher did not report the new tap")
 	}
-	if err := l.ApplyBridges(ctx, []plan.Bridge{br}); err != nil {
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
 		t.Fatal(err)
 	}
 	if out := nettest.Run(t, ns, "ip", "link", "show", "tapvm1"); !strings.Contains(out, "master br100") || !strings.Contains(out, ",UP") {
@@ -85,7 +85,7 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 	// The gateway address leaves the plan: it goes, the moved host
 	// address stays.
 	br.Addresses = nil
-	if err := l.ApplyBridges(ctx, []plan.Bridge{br}); err != nil {
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
 		t.Fatal(err)
 	}
 	addrs = nettest.Run(t, ns, "ip", "-4", "addr", "show", "br100")
@@ -101,7 +101,7 @@ func TestMissingUplinkIsAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.ApplyBridges(context.Background(), []plan.Bridge{{Name: "br100", Interface: "eth9"}})
+	err = l.ApplyBridges(context.Background(), []plan.Bridge{{Name: "br100", Interface: "eth9"}}, false)
 	if err == nil || !strings.Contains(err.Error(), "flat_interface") {
 		t.Fatalf("err = %v, want one that names flat_interface", err)
 	}

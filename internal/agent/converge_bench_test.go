@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/link"
+	"novanet/internal/model"
+	"novanet/internal/nettest"
+	"novanet/internal/plan"
+)
+
+// hostState is a multi-host compute serving n local instances in a /16:
+// gateway, dnsmasq and NAT on this host, as nova's network host would be.
+func hostState(n int) model.HostState {
+	net := model.Network{ID: 1, Label: "private", Kind: model.KindFlatDHCP, CIDR: netip.MustParsePrefix("10.0.0.0/16"),
+		Gateway: netip.MustParseAddr("10.0.0.1"), DHCPStart: netip.MustParseAddr("10.0.0.2"), Bridge: "br100", MultiHost: true}
+	hn := model.HostNetwork{Network: net, BridgeAddress: netip.MustParseAddr("10.0.0.1"), ServesDHCP: true, NAT: true,
+		DHCPServer: netip.MustParseAddr("10.0.0.1")}
+	for i := range n {
+		hn.Instances = append(hn.Instances, instance(i))
+		in := hn.Instances[i]
+		hn.DHCPHosts = append(hn.DHCPHosts, model.DHCPHost{MAC: in.MAC, Hostname: in.Hostname, Address: in.Address})
+	}
+	return model.HostState{Host: "compute-1", Revision: int64(n), Networks: []model.HostNetwork{hn},
+		Options: model.ClusterOptions{DHCPDomain: "novalocal", DHCPLeaseTime: 120, FixedRanges: []netip.Prefix{net.CIDR}}}
+}
+
+func instance(i int) model.HostInstance {
+	a := netip.AddrFrom4([4]byte{10, 0, byte(1 + i/250), byte(2 + i%250)})
+	return model.HostInstance{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Hostname: fmt.Sprintf("vm-%d", i),
+		Address: a, MAC: fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), Device: fmt.Sprintf("tap%011d", i)}
+}
+
+// enter switches the calling goroutine's thread into ns until leave.
+func enter(b *testing.B, ns string) (leave func()) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		b.Fatal(err)
+	}
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := netns.Set(target); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		target.Close()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		orig.Close()
+	}
+}
+
+// addInstance returns st with one more served instance.
+func addInstance(st model.HostState, i int) model.HostState {
+	hn := st.Networks[0]
+	in := instance(i)
+	hn.Instances = append(hn.Instances[:len(hn.Instances):len(hn.Instances)], in)
+	hn.DHCPHosts = append(hn.DHCPHosts[:len(hn.DHCPHosts):len(hn.DHCPHosts)], model.DHCPHost{MAC: in.MAC, Hostname: in.Hostname, Address: in.Address})
+	st.Networks = []model.HostNetwork{hn}
+	st.Revision++
+	return st
+}
+
+// BenchmarkConvergeOneMoreInstance: the agent's light sync after one
+// instance is added on a host that already serves n: plan, links,
+// iptables (nothing to change: no exec) and the new DHCP host entry,
+// against the real kernel and a real dnsmasq in a namespace.
+func BenchmarkConvergeOneMoreInstance(b *testing.B) {
+	nettest.RequireRoot(b, "dnsmasq", "iptables-restore", "iptables-save")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnconv")
+			nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
+			dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), "nnconv-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = os.Chmod(dir, 0o755)
+			b.Cleanup(func() { os.RemoveAll(dir) })
+			// Run as the agent does: inside the host's namespace, with the
+			// production appliers (no `ip netns exec` per command).
+			leave := enter(b, ns)
+			defer leave()
+			quiet := slog.New(slog.DiscardHandler)
+			links, err := link.New(quiet)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fw := iptables.New()
+			dhcp := dnsmasq.New(quiet, dir)
+			defer func() { _ = dhcp.Apply(context.Background(), nil) }()
+			opts := plan.Options{Host: "compute-1", FlatInterface: "eth2", PublicInterface: "eth2",
+				RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}
+			a := New(Config{Host: "compute-1", Plan: opts, Logger: quiet}, nil, links, fw, dhcp)
+			ctx := context.Background()
+			st := hostState(n)
+			p, err := plan.Build(st, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := a.apply(ctx, p, true); err != nil {
+				b.Fatal(err)
+			}
+			restores := fw.Restores
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				st = addInstance(st, n+i)
+				p, err := plan.Build(st, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := a.apply(ctx, p, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if fw.Restores != restores {
+				b.Errorf("adding instances ran iptables-restore %d times", fw.Restores-restores)
+			}
+		})
+	}
+}
