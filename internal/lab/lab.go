@@ -28,9 +28,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"novanet/internal/client"
@@ -556,76 +558,189 @@ func (l *Lab) waitAPI(ctx context.Context) error {
 // Boot allocates an instance on host through the API and plugs a VM
 // namespace into it, then runs the DHCP client and waits for its lease.
 func (l *Lab) Boot(ctx context.Context, name, host string) (VM, error) {
+	vms, err := l.BootMany(ctx, []VMSpec{{Name: name, Host: host}}, 20*time.Second)
+	if len(vms) == 0 {
+		return VM{}, err
+	}
+	return vms[0], err
+}
+
+// VMSpec names a VM to boot and its host.
+type VMSpec struct{ Name, Host string }
+
+// BootMany boots VMs at once (API boots in parallel, plugs, DHCP clients)
+// and waits up to wait for all their leases.
+func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) ([]VM, error) {
 	if !l.IsUp() {
-		return VM{}, fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
+		return nil, fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
 	}
-	if !validName.MatchString(name) {
-		return VM{}, fmt.Errorf("VM name %q: use 1-8 lower-case letters or digits, starting with a letter", name)
-	}
-	if host != "compute-1" && host != "compute-2" && host != "controller" {
-		return VM{}, fmt.Errorf("host %q: use compute-1, compute-2 or controller", host)
-	}
+	seen := map[string]bool{}
 	for _, vm := range l.st.VMs {
-		if vm.Name == name {
-			return VM{}, fmt.Errorf("VM %s already exists in lab %s", name, l.Name)
+		seen[vm.Name] = true
+	}
+	for _, sp := range specs {
+		if !validName.MatchString(sp.Name) {
+			return nil, fmt.Errorf("VM name %q: use 1-8 lower-case letters or digits, starting with a letter", sp.Name)
+		}
+		if sp.Host != "compute-1" && sp.Host != "compute-2" && sp.Host != "controller" {
+			return nil, fmt.Errorf("host %q: use compute-1, compute-2 or controller", sp.Host)
+		}
+		if seen[sp.Name] {
+			return nil, fmt.Errorf("VM %s already exists in lab %s", sp.Name, l.Name)
+		}
+		seen[sp.Name] = true
+	}
+	vms := make([]VM, len(specs))
+	errs := make([]error, len(specs))
+	c := l.Client()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, sp := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			d, err := c.BootInstance(ctx, model.BootRequest{Hostname: sp.Name, Host: sp.Host, ProjectID: "demo"})
+			if err != nil {
+				errs[i] = fmt.Errorf("boot %s: %w", sp.Name, err)
+				return
+			}
+			if len(d.VIFs) == 0 || len(d.FixedIPs) == 0 {
+				errs[i] = fmt.Errorf("boot %s: the API returned no VIF or fixed IP", sp.Name)
+				return
+			}
+			vm := VM{Name: sp.Name, UUID: d.UUID, Host: sp.Host, MAC: d.VIFs[0].MAC, Device: d.VIFs[0].Device,
+				Address: d.FixedIPs[0].Address.String(), Client: l.st.Options.DHCPClient}
+			if err := l.plug(vm); err != nil {
+				errs[i] = err
+				vms[i] = vm
+				return
+			}
+			vm.ClientPID, errs[i] = l.startDHCPClient(vm)
+			vms[i] = vm
+		}()
+	}
+	wg.Wait()
+	var booted []VM
+	for _, vm := range vms {
+		if vm.UUID != "" {
+			booted = append(booted, vm)
+			l.st.VMs = append(l.st.VMs, vm)
+			l.printf("lab %s: %s on %s: allocated %s, MAC %s, tap %s", l.Name, vm.Name, vm.Host, vm.Address, vm.MAC, vm.Device)
 		}
 	}
-	d, err := l.Client().BootInstance(ctx, model.BootRequest{Hostname: name, Host: host, ProjectID: "demo"})
-	if err != nil {
-		return VM{}, fmt.Errorf("boot %s: %w", name, err)
-	}
-	if len(d.VIFs) == 0 || len(d.FixedIPs) == 0 {
-		return VM{}, fmt.Errorf("boot %s: the API returned no VIF or fixed IP", name)
-	}
-	vm := VM{Name: name, UUID: d.UUID, Host: host, MAC: d.VIFs[0].MAC, Device: d.VIFs[0].Device,
-		Address: d.FixedIPs[0].Address.String(), Client: l.st.Options.DHCPClient}
-	l.st.VMs = append(l.st.VMs, vm)
 	if err := l.save(); err != nil {
-		return vm, err
+		return booted, err
 	}
-	l.printf("lab %s: %s on %s: allocated %s, MAC %s, tap %s", l.Name, name, host, vm.Address, vm.MAC, vm.Device)
-	if err := l.plug(vm); err != nil {
-		return vm, err
+	if err := errors.Join(errs...); err != nil {
+		return booted, err
 	}
-	pid, err := l.startDHCPClient(vm)
-	if err != nil {
-		return vm, err
-	}
-	for i := range l.st.VMs {
-		if l.st.VMs[i].Name == name {
-			l.st.VMs[i].ClientPID = pid
-			vm = l.st.VMs[i]
+	deadline := time.Now().Add(wait)
+	for _, vm := range booted {
+		lease, err := l.WaitLease(ctx, vm.Name, time.Until(deadline))
+		if err != nil {
+			return booted, err
+		}
+		if len(booted) <= 5 {
+			l.printf("lab %s: %s leased %s, router %s, dns %s", l.Name, vm.Name, lease.Address, lease.Router, lease.DNS)
 		}
 	}
-	if err := l.save(); err != nil {
-		return vm, err
+	if len(booted) > 5 {
+		l.printf("lab %s: %d VMs leased", l.Name, len(booted))
 	}
-	lease, err := l.WaitLease(ctx, name, 20*time.Second)
-	if err != nil {
-		return vm, err
-	}
-	l.printf("lab %s: %s leased %s, router %s, dns %s", l.Name, name, lease.Address, lease.Router, lease.DNS)
-	return vm, nil
+	return booted, nil
 }
 
 // plug plays the hypervisor: a veth pair whose VM end is eth0 in the VM's
-// namespace with the allocated MAC, and whose host end is the tap.
+// namespace with the allocated MAC, and whose host end is the tap, made
+// with netlink directly in both namespaces (no process per step).
 func (l *Lab) plug(vm VM) error {
-	ns := l.vmNS(vm.Name)
-	if err := run("ip", "netns", "add", ns); err != nil {
+	name := l.vmNS(vm.Name)
+	vmNS, err := newNamedNS(name)
+	if err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	defer vmNS.Close()
+	hostNS, err := netns.GetFromName(l.hostNS(vm.Host))
+	if err != nil {
+		return fmt.Errorf("host namespace of %s: %w", vm.Host, err)
+	}
+	defer hostNS.Close()
+	hv, err := netlink.NewHandleAt(vmNS)
+	if err != nil {
 		return err
 	}
-	for _, c := range [][]string{
-		{ns, "ip", "link", "set", "lo", "up"},
-		{ns, "ip", "link", "add", "eth0", "address", vm.MAC, "type", "veth", "peer", "name", vm.Device, "netns", l.hostNS(vm.Host)},
-		{ns, "ip", "link", "set", "eth0", "up"},
-		{l.hostNS(vm.Host), "ip", "link", "set", vm.Device, "up"},
-	} {
-		if _, err := In(c[0], c[1:]...); err != nil {
+	defer hv.Close()
+	hh, err := netlink.NewHandleAt(hostNS)
+	if err != nil {
+		return err
+	}
+	defer hh.Close()
+	mac, err := net.ParseMAC(vm.MAC)
+	if err != nil {
+		return err
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "eth0"
+	attrs.HardwareAddr = mac
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: vm.Device, PeerNamespace: netlink.NsFd(hostNS)}
+	if err := hv.LinkAdd(veth); err != nil {
+		return fmt.Errorf("plug %s: %w", vm.Name, err)
+	}
+	for _, dev := range []string{"lo", "eth0"} {
+		lk, err := hv.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		if err := hv.LinkSetUp(lk); err != nil {
 			return err
 		}
 	}
-	return nil
+	tap, err := hh.LinkByName(vm.Device)
+	if err != nil {
+		return err
+	}
+	if err := hh.LinkSetUp(tap); err != nil {
+		return err
+	}
+	// A hypervisor starts the guest once its VIF is plugged; here that
+	// means once the agent has put the tap on the bridge.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if lk, err := hh.LinkByName(vm.Device); err == nil && lk.Attrs().MasterIndex != 0 {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("the agent on %s did not attach %s to the bridge within 10s: see %s", vm.Host, vm.Device, l.path(vm.Host, "agent.log"))
+}
+
+// newNamedNS creates a named namespace (as `ip netns add`) without leaving
+// the calling thread in it.
+func newNamedNS(name string) (netns.NsHandle, error) {
+	type result struct {
+		h   netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{0, err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(name)
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{h, err}
+	}()
+	r := <-ch
+	return r.h, r.err
 }
 
 const udhcpcScript = `#!/bin/sh

@@ -41,7 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireLab(t *testing.T) {
+func requireLab(t *testing.T) { t.Helper(); requireTools(t) }
+
+func requireTools(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the lab needs root (network namespaces); CI runs it as root")
@@ -51,6 +53,22 @@ func requireLab(t *testing.T) {
 			t.Skipf("the lab needs %s (scripts/install-deps.sh installs it)", b)
 		}
 	}
+}
+
+// upB brings a quiet lab up for a benchmark.
+func upB(b *testing.B) *lab.Lab {
+	b.Helper()
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	l, err := lab.Open("b"+hex.EncodeToString(r[:]), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Down(context.Background()) })
+	if err := l.Up(context.Background(), bin, fastOptions()); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // up brings a lab with a unique name up and takes it down when t ends.
