@@ -56,7 +56,7 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func must(t *testing.T, err error) {
 }
 
 // dnsmasqPlan is the planner's dnsmasq for br100 serving hosts.
-func (r *rig) dnsmasqPlan(t *testing.T, hosts ...model.DHCPHost) []plan.Dnsmasq {
+func (r *rig) dnsmasqPlan(t testing.TB, hosts ...model.DHCPHost) []plan.Dnsmasq {
 	t.Helper()
 	n := model.Network{ID: 1, Label: "private", Kind: model.KindFlatDHCP, CIDR: netip.MustParsePrefix("10.0.0.0/24"),
 		Gateway: a("10.0.0.1"), DHCPStart: a("10.0.0.2"), Bridge: "br100", Host: "srv"}
@@ -79,7 +79,7 @@ func (r *rig) dnsmasqPlan(t *testing.T, hosts ...model.DHCPHost) []plan.Dnsmasq 
 
 // lease runs udhcpc in the VM namespace and returns "ip router dns", or
 // "" when no server answered.
-func (r *rig) lease(t *testing.T, mac string) string {
+func (r *rig) lease(t testing.TB, mac string) string {
 	t.Helper()
 	nettest.Run(t, r.cli, "ip", "link", "set", "eth0", "address", mac)
 	_ = os.Remove(filepath.Join(r.dir, "lease.eth0"))

@@ -1,0 +1,146 @@
+package dnsmasq_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/model"
+	"novanet/internal/nettest"
+)
+
+const served = 5000
+
+func servedHost(i int) model.DHCPHost {
+	return model.DHCPHost{MAC: fmt.Sprintf("fa:16:3e:01:%02x:%02x", i>>8&0xff, i&0xff), Hostname: fmt.Sprintf("vm-%d", i),
+		Address: netip.AddrFrom4([4]byte{10, 0, byte(1 + i/250), byte(2 + i%250)})}
+}
+
+// newClientMAC is the MAC of the booting VM in iteration i.
+func newClientMAC(i int) string { return fmt.Sprintf("fa:16:3e:02:%02x:%02x", i>>8&0xff, i&0xff) }
+
+func newClientHost(i int) model.DHCPHost {
+	return model.DHCPHost{MAC: newClientMAC(i), Hostname: fmt.Sprintf("new-%d", i),
+		Address: netip.AddrFrom4([4]byte{10, 0, byte(100 + i/250), byte(2 + i%250)})}
+}
+
+// benchRig is a /16 version of the test rig.
+func benchRig(b *testing.B) *rig {
+	nettest.RequireRoot(b, "dnsmasq", "busybox")
+	dir, err := os.MkdirTemp("/run", "nndmb-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	r := &rig{srv: nettest.Netns(b, "nndmb-srv"), cli: nettest.Netns(b, "nndmb-vm"), dir: dir}
+	nettest.Run(b, r.srv, "ip", "link", "add", "br100", "type", "bridge")
+	nettest.Run(b, r.srv, "ip", "addr", "add", "10.0.0.1/16", "dev", "br100")
+	nettest.Run(b, r.srv, "ip", "link", "set", "br100", "up")
+	nettest.Run(b, r.srv, "ip", "link", "add", "tapvm", "type", "veth", "peer", "name", "eth0", "netns", r.cli)
+	nettest.Run(b, r.srv, "ip", "link", "set", "tapvm", "master", "br100", "up")
+	nettest.Run(b, r.cli, "ip", "link", "set", "eth0", "up")
+	script := filepath.Join(dir, "script.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	r.clientConf = filepath.Join(dir, "udhcpc.sh")
+	if err := os.WriteFile(r.clientConf, []byte("#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip\" > "+dir+"/lease.$interface\nexit 0\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func (r *rig) args(extra ...string) []string {
+	return append([]string{"--strict-order", "--bind-interfaces", "--conf-file=", "--pid-file=" + filepath.Join(r.dir, "nova-br100.pid"),
+		"--listen-address=10.0.0.1", "--except-interface=lo", "--dhcp-range=set:private,10.0.0.2,static,255.255.0.0,120s",
+		"--dhcp-lease-max=65536", "--dhcp-script=" + filepath.Join(r.dir, "script.sh"), "--leasefile-ro", "--domain=novalocal"}, extra...)
+}
+
+// leaseOnce runs udhcpc for mac and fails b unless it gets want.
+func (r *rig) leaseOnce(b *testing.B, mac string, want netip.Addr) {
+	got := r.lease(b, mac)
+	if !strings.HasPrefix(got, want.String()) {
+		b.Fatalf("client %s got %q, want %s", mac, got, want)
+	}
+}
+
+// BenchmarkDHCPNewHostAt5000 times one new VM's boot to lease with 5,000
+// entries already served: novanet's way (one new file in --dhcp-hostsdir,
+// picked up by inotify) beside nova's (rewrite the --dhcp-hostsfile and
+// SIGHUP dnsmasq), in the same run. Both include a real busybox udhcpc
+// exchange.
+func BenchmarkDHCPNewHostAt5000(b *testing.B) {
+	b.Run("novanet-hostsdir", func(b *testing.B) {
+		r := benchRig(b)
+		ctx := context.Background()
+		s := dnsmasq.New(nil, r.dir)
+		s.Netns = r.srv
+		b.Cleanup(func() { _ = s.Apply(ctx, nil) })
+		hosts := make([]model.DHCPHost, 0, served+b.N)
+		for i := range served {
+			hosts = append(hosts, servedHost(i))
+		}
+		d := r.dnsmasqPlan(b, hosts...)
+		d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
+		if err := s.Apply(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			hosts = append(hosts, newClientHost(i))
+			d := r.dnsmasqPlan(b, hosts...)
+			d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
+			if err := s.Apply(ctx, d); err != nil {
+				b.Fatal(err)
+			}
+			r.leaseOnce(b, newClientMAC(i), newClientHost(i).Address)
+		}
+	})
+	b.Run("nova-hostsfile-sighup", func(b *testing.B) {
+		r := benchRig(b)
+		file := filepath.Join(r.dir, "nova-br100.conf")
+		var lines strings.Builder
+		for i := range served {
+			h := servedHost(i)
+			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
+		}
+		if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cmd := nettest.Cmd(r.srv, append([]string{"dnsmasq"}, r.args("--dhcp-hostsfile="+file)...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("dnsmasq: %v: %s", err, out)
+		}
+		pidb, _ := os.ReadFile(filepath.Join(r.dir, "nova-br100.pid"))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+		b.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGTERM) })
+		time.Sleep(200 * time.Millisecond)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			h := newClientHost(i)
+			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
+			// nova rewrote the whole file and signalled dnsmasq.
+			tmp := file + ".tmp"
+			if err := os.WriteFile(tmp, []byte(lines.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Rename(tmp, file); err != nil {
+				b.Fatal(err)
+			}
+			if err := exec.Command("kill", "-HUP", strconv.Itoa(pid)).Run(); err != nil {
+				b.Fatal(err)
+			}
+			r.leaseOnce(b, newClientMAC(i), h.Address)
+		}
+	})
+}
