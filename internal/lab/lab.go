@@ -62,6 +62,9 @@ type Options struct {
 	DisassociateTimeout int    `json:"disassociate_timeout"` // seconds
 	ResyncInterval      string `json:"resync_interval"`      // e.g. "60s"
 	DHCPClient          string `json:"dhcp_client"`          // udhcpc or dhclient
+	// FixedRange is the VM network (default 10.0.0.0/24; the bridge
+	// addresses and router follow it).
+	FixedRange string `json:"fixed_range"`
 }
 
 // DefaultOptions are the lab's defaults.
@@ -308,8 +311,15 @@ func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
 	if err := l.waitAPI(ctx); err != nil {
 		return err
 	}
-	req := model.NetworkCreateRequest{Label: "private", Kind: model.KindFlatDHCP, FixedRangeV4: "10.0.0.0/24",
-		Bridge: "br100", BridgeInterface: "eth2", MultiHost: o.MultiHost}
+	if o.FixedRange == "" {
+		o.FixedRange = "10.0.0.0/24"
+	}
+	fixed, err := netip.ParsePrefix(o.FixedRange)
+	if err != nil || !fixed.Addr().Is4() || fixed.Bits() > 29 {
+		return fmt.Errorf("fixed range %q: give an IPv4 CIDR of /29 or larger, such as 10.0.0.0/24", o.FixedRange)
+	}
+	req := model.NetworkCreateRequest{Label: "private", Kind: model.KindFlatDHCP, FixedRangeV4: o.FixedRange,
+		NetworkSize: 1 << (32 - fixed.Bits()), Bridge: "br100", BridgeInterface: "eth2", MultiHost: o.MultiHost}
 	if !o.MultiHost {
 		req.Host = "controller"
 	}
@@ -320,7 +330,7 @@ func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
 	if o.MultiHost {
 		mode = "multi-host (every compute is its VMs' gateway, DHCP and NAT)"
 	}
-	l.printf("lab %s: network private 10.0.0.0/24 on br100, %s", l.Name, mode)
+	l.printf("lab %s: network private %s on br100, %s", l.Name, o.FixedRange, mode)
 	for _, h := range Hosts {
 		l.printf("lab %s: starting novanet agent on %s", l.Name, h)
 		if err := l.startDaemon("agent-"+h, h, "agent"); err != nil {
@@ -328,11 +338,12 @@ func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
 		}
 	}
 	if !o.MultiHost {
+		gw := netip.PrefixFrom(fixed.Addr().Next(), fixed.Bits()).String()
 		if err := waitUntil(ctx, 10*time.Second, func() bool {
 			out, _ := In(ctl, "ip", "-4", "addr", "show", "br100")
-			return strings.Contains(out, "10.0.0.1/24")
+			return strings.Contains(out, gw)
 		}); err != nil {
-			return fmt.Errorf("the controller agent did not put 10.0.0.1 on br100: see %s", l.path("controller", "agent.log"))
+			return fmt.Errorf("the controller agent did not put %s on br100: see %s", gw, l.path("controller", "agent.log"))
 		}
 	}
 	l.printf("lab %s: up; boot VMs with `novanet lab boot NAME --host compute-1`", l.Name)
