@@ -39,7 +39,7 @@ func (r *recorder) Leases(_ context.Context, bridge string) ([]model.Lease, erro
 
 func (r *recorder) LeaseTime() time.Duration { return 300 * time.Second }
 
-func startServer(t *testing.T, h Handler) string {
+func startServer(t testing.TB, h Handler) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := Listen(path)
