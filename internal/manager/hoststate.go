@@ -316,13 +316,20 @@ func (m *Manager) RunPeriodic(ctx context.Context) {
 // deallocated longer than FixedIPDisassociateTimeout ago, and drops
 // pending DHCP releases older than the lease time (dnsmasq has expired
 // those leases by then).
+//
+// Unlike nova, an address dnsmasq still holds a lease for is not handed
+// back at the timeout: the next VM would be refused by dnsmasq ("address
+// in use") until the old lease expired. Its `del` event at expiry frees it
+// instead; only if that never comes (dnsmasq or its host gone) does the
+// address come back, two lease times after the timeout.
 func (m *Manager) Periodic(ctx context.Context) error {
 	now := time.Now()
 	cutoff := now.Add(-m.opts.FixedIPDisassociateTimeout).UnixMicro()
+	leasedCutoff := now.Add(-m.opts.FixedIPDisassociateTimeout - 2*time.Duration(m.opts.DHCPLeaseTime)*time.Second).UnixMicro()
 	for {
 		var n int
 		err := m.update(ctx, func(tx *store.Tx, c *change) error {
-			stale, err := tx.StaleFixedIPs(ctx, cutoff, 500)
+			stale, err := tx.StaleFixedIPs(ctx, cutoff, leasedCutoff, 500)
 			n = len(stale)
 			for _, f := range stale {
 				if err := tx.DisassociateFixedIP(ctx, f); err != nil {

@@ -304,3 +304,43 @@ func TestWaitHostSeesOtherProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestLeasedAddressWaitsForDel: a deleted instance whose lease dnsmasq
+// still holds is not disassociated at the timeout; dnsmasq's `del` at
+// lease expiry frees it.
+func TestLeasedAddressWaitsForDel(t *testing.T) {
+	ctx := context.Background()
+	eachEngine(t, func(t *testing.T, st *store.Store) {
+		m := newManager(t, st, func(o *manager.Options) { o.FixedIPDisassociateTimeout = 50 * time.Millisecond })
+		mustNetwork(t, m, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/30", Bridge: "br100", Host: "net"})
+		p1 := model.Scope{ProjectID: "p1"}
+		a, err := m.BootInstance(ctx, p1, model.BootRequest{Hostname: "vm1", Host: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, mac := a.FixedIPs[0].Address, a.VIFs[0].MAC
+		if err := m.RecordLease(ctx, model.LeaseEvent{Action: model.LeaseAdd, MAC: mac, Address: addr, Host: "net"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.DeleteInstance(ctx, p1, a.UUID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(80 * time.Millisecond)
+		if err := m.Periodic(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.BootInstance(ctx, p1, model.BootRequest{Hostname: "vm2", Host: "c1"}); !model.IsKind(err, model.ErrExhausted) {
+			t.Fatalf("a still-leased address was handed out at the timeout: %v", err)
+		}
+		if err := m.RecordLease(ctx, model.LeaseEvent{Action: model.LeaseDel, MAC: mac, Address: addr, Host: "net"}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.BootInstance(ctx, p1, model.BootRequest{Hostname: "vm2", Host: "c1"})
+		if err != nil {
+			t.Fatalf("after dnsmasq's del: %v", err)
+		}
+		if b.FixedIPs[0].Address != addr {
+			t.Errorf("vm2 got %s, want %s", b.FixedIPs[0].Address, addr)
+		}
+	})
+}
