@@ -436,3 +436,48 @@ func TestBadInputs(t *testing.T) {
 		t.Error("unknown exec target accepted")
 	}
 }
+
+// TestDeleteWithoutReleaseWaitsForTimeout: with force_dhcp_release off, a
+// deleted VM's address stays taken until dnsmasq's lease of it expires
+// (its `del` event clears leased) and fixed_ip_disassociate_timeout has
+// passed; then the next boot gets it over DHCP at once. The lease time is
+// dnsmasq's minimum, 120 s, so this test runs in parallel with the others.
+func TestDeleteWithoutReleaseWaitsForTimeout(t *testing.T) {
+	requireLab(t)
+	t.Parallel()
+	o := fastOptions()
+	o.ForceDHCPRelease = false
+	o.DisassociateTimeout = 2
+	l := up(t, o)
+	ctx := context.Background()
+	vm1 := boot(t, l, "vm1", "compute-1")
+	waitFixed(t, l, vm1.Address, func(leased bool) bool { return leased }, "leased=true")
+	if err := l.Delete(ctx, "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	// Still held right after the delete: not released, lease not expired.
+	fi, err := l.Client().GetFixedIP(ctx, lab.Addr(vm1.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Leased {
+		t.Errorf("%s not leased right after a delete without release", vm1.Address)
+	}
+	start := time.Now()
+	deadline := start.Add(200 * time.Second)
+	for {
+		fi, err = l.Client().GetFixedIP(ctx, lab.Addr(vm1.Address))
+		if err == nil && !fi.Leased && fi.InstanceUUID == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never came back: %+v %v", vm1.Address, fi, err)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%s free again %s after the delete (dnsmasq lease expiry, then its del event)", vm1.Address, time.Since(start).Round(time.Second))
+	vm2 := boot(t, l, "vm2", "compute-1")
+	if vm2.Address != vm1.Address {
+		t.Errorf("vm2 got %s, want the recycled %s", vm2.Address, vm1.Address)
+	}
+}
