@@ -52,6 +52,9 @@ type Supervisor struct {
 	// hosts: dnsmasq name -> file -> line, as written (nil: read the
 	// directory first).
 	hosts map[string]map[string]string
+	// applied: dnsmasq name -> the paths it was given, for Watch and for
+	// cleaning up exactly those once it is no longer wanted.
+	applied map[string]paths
 	// failures: name -> consecutive failed starts and the time of the last.
 	failures map[string]failure
 	// Starts counts dnsmasq starts (tests).
@@ -59,6 +62,8 @@ type Supervisor struct {
 	// Reloads counts SIGHUPs (tests).
 	Reloads int
 }
+
+type paths struct{ pidFile, hostsDir string }
 
 type failure struct {
 	count int
@@ -71,7 +76,7 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 		log = slog.Default()
 	}
 	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
-		hosts: map[string]map[string]string{}, failures: map[string]failure{}}
+		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{}}
 }
 
 // Apply makes the running dnsmasqs and their host files match.
@@ -100,6 +105,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 	if err := traversable(d.HostsDir); err != nil {
 		return err
 	}
+	s.applied[d.Name] = paths{pidFile: d.PidFile, hostsDir: d.HostsDir}
 	removedOrChanged, err := s.syncHosts(d)
 	if err != nil {
 		return err
@@ -238,26 +244,35 @@ func traversable(dir string) error {
 	}
 }
 
-// stopUnwanted stops dnsmasqs this host ran for bridges it no longer
-// serves: pid files named nova-*.pid in NetworksPath.
+// stopUnwanted stops dnsmasqs this host no longer needs: the ones this
+// supervisor applied before, and, after an agent restart, any nova-*.pid
+// in NetworksPath (nova's names) left by an earlier agent.
 func (s *Supervisor) stopUnwanted(want map[string]bool) {
-	if s.NetworksPath == "" {
-		return
-	}
-	files, _ := filepath.Glob(filepath.Join(s.NetworksPath, "nova-*.pid"))
-	for _, f := range files {
-		if want[f] {
-			continue
+	gone := map[string]paths{}
+	for name, p := range s.applied {
+		if !want[p.pidFile] {
+			gone[name] = p
 		}
-		if pid, ok := runningPid(f); ok && isDnsmasq(pid) {
-			s.log.Info("stopping dnsmasq no longer needed", "pid_file", f, "pid", pid)
+	}
+	if s.NetworksPath != "" {
+		files, _ := filepath.Glob(filepath.Join(s.NetworksPath, "nova-*.pid"))
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".pid")
+			if _, ok := gone[name]; !ok && !want[f] {
+				gone[name] = paths{pidFile: f, hostsDir: filepath.Join(s.NetworksPath, name+".hosts.d")}
+			}
+		}
+	}
+	for name, p := range gone {
+		if pid, ok := runningPid(p.pidFile); ok {
+			s.log.Info("stopping dnsmasq no longer needed", "name", name, "pid_file", p.pidFile, "pid", pid)
 			stop(pid)
 		}
-		_ = os.Remove(f)
-		name := strings.TrimSuffix(filepath.Base(f), ".pid")
-		dir := filepath.Join(s.NetworksPath, name+".hosts.d")
-		_ = os.RemoveAll(dir)
+		_ = os.Remove(p.pidFile)
+		_ = os.RemoveAll(p.hostsDir)
 		delete(s.hosts, name)
+		delete(s.applied, name)
+		delete(s.failures, name)
 	}
 }
 
@@ -273,14 +288,14 @@ func (s *Supervisor) Watch(ctx context.Context, interval time.Duration, notify f
 		case <-t.C:
 		}
 		s.mu.Lock()
-		names := make([]string, 0, len(s.hosts))
-		for n := range s.hosts {
-			names = append(names, n)
+		pidFiles := make(map[string]string, len(s.applied))
+		for n, p := range s.applied {
+			pidFiles[n] = p.pidFile
 		}
 		s.mu.Unlock()
-		for _, n := range names {
-			if _, ok := runningPid(filepath.Join(s.NetworksPath, n+".pid")); !ok {
-				s.log.Warn("dnsmasq is not running; repairing", "name", n)
+		for n, f := range pidFiles {
+			if _, ok := runningPid(f); !ok {
+				s.log.Warn("dnsmasq is not running; repairing", "name", n, "pid_file", f)
 				notify()
 				break
 			}
