@@ -312,11 +312,8 @@ func runningPid(pidFile string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if err := syscall.Kill(pid, 0); err != nil {
-		return 0, false
-	}
 	// A zombie or a recycled pid of another program is not ours.
-	if !isDnsmasq(pid) {
+	if !alive(pid) || !isDnsmasq(pid) {
 		return 0, false
 	}
 	return pid, true
@@ -337,10 +334,28 @@ func isDnsmasq(pid int) bool {
 	return err == nil && strings.TrimSpace(string(b)) == "dnsmasq"
 }
 
+// alive reports whether pid is a live process: a dead daemon stays a
+// zombie until whoever inherited it (pid 1, often a container's init that
+// reaps lazily) collects it, and kill(pid, 0) still succeeds on it.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name, which may itself
+	// contain ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	state := b[i+2]
+	return state != 'Z' && state != 'X'
+}
+
 func stop(pid int) {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for i := 0; i < 200; i++ {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,6 +111,17 @@ func waitFor(t *testing.T, what string, f func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// gone reports whether pid has exited. A zombie counts: the daemon's
+// parent is pid 1, which in a container may reap late or never.
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
 func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
@@ -160,7 +172,7 @@ func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 
 	// A killed dnsmasq comes back on the next apply.
 	must(t, exec.Command("kill", "-9", strconv.Itoa(pid)).Run())
-	waitFor(t, "dnsmasq to die", func() bool { return exec.Command("kill", "-0", strconv.Itoa(pid)).Run() != nil })
+	waitFor(t, "dnsmasq to die", func() bool { return gone(pid) })
 	must(t, s2.Apply(ctx, r.dnsmasqPlan(t, h2)))
 	if s2.Starts != 1 || r.pid(t) == pid {
 		t.Errorf("killed dnsmasq not restarted")
@@ -172,7 +184,7 @@ func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 	// Nothing to serve: dnsmasq stops and its files go.
 	newPid := r.pid(t)
 	must(t, s2.Apply(ctx, nil))
-	waitFor(t, "dnsmasq to stop", func() bool { return exec.Command("kill", "-0", strconv.Itoa(newPid)).Run() != nil })
+	waitFor(t, "dnsmasq to stop", func() bool { return gone(newPid) })
 	if _, err := os.Stat(filepath.Join(r.dir, "nova-br100.hosts.d")); !os.IsNotExist(err) {
 		t.Errorf("hosts dir left behind: %v", err)
 	}
@@ -193,5 +205,51 @@ func TestStartFailureIsReportedAndBackedOff(t *testing.T) {
 	err = s.Apply(ctx, r.dnsmasqPlan(t))
 	if err == nil || !strings.Contains(err.Error(), "next start attempt") {
 		t.Fatalf("second apply err = %v, want the backoff", err)
+	}
+}
+
+// TestChangedArgsRestartAndForeignPid: a dnsmasq whose command line no
+// longer matches the plan is replaced, and a pid file pointing at some
+// other live process (a recycled pid) is neither adopted nor signalled.
+func TestChangedArgsRestartAndForeignPid(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	s := dnsmasq.New(nil, r.dir)
+	s.Netns = r.srv
+	t.Cleanup(func() { _ = s.Apply(ctx, nil) })
+
+	other := exec.Command("sleep", "60")
+	must(t, other.Start())
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	must(t, os.WriteFile(filepath.Join(r.dir, "nova-br100.pid"), []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o644))
+
+	h1 := model.DHCPHost{MAC: mac1, Hostname: "vm1", Address: a("10.0.0.3")}
+	must(t, s.Apply(ctx, r.dnsmasqPlan(t, h1)))
+	pid := r.pid(t)
+	if pid == other.Process.Pid || s.Starts != 1 {
+		t.Fatalf("foreign pid adopted: pid %d, starts %d", pid, s.Starts)
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the foreign process was signalled away: %v", err)
+	}
+
+	d := r.dnsmasqPlan(t, h1)
+	for i, arg := range d[0].Args {
+		if strings.HasPrefix(arg, "--dhcp-range=") {
+			d[0].Args[i] = strings.Replace(arg, ",120s", ",300s", 1)
+		}
+	}
+	must(t, s.Apply(ctx, d))
+	if s.Starts != 2 || r.pid(t) == pid {
+		t.Fatalf("changed command line: starts %d, pid %d->%d; want a restart", s.Starts, pid, r.pid(t))
+	}
+	waitFor(t, "the old dnsmasq to exit", func() bool { return gone(pid) })
+	// The same plan again changes nothing.
+	must(t, s.Apply(ctx, d))
+	if s.Starts != 2 {
+		t.Errorf("unchanged plan restarted dnsmasq (starts %d)", s.Starts)
+	}
+	if got := r.lease(t, mac1); !strings.HasPrefix(got, "10.0.0.3 ") {
+		t.Errorf("vm1 lease after restart = %q", got)
 	}
 }
