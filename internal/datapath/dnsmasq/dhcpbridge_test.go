@@ -134,7 +134,9 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 		t.Errorf("vm1 after its entry changed got %q, want 10.0.0.5", got)
 	}
 
-	// Watch notices a dead dnsmasq within its interval.
+	// Watch notices a dead dnsmasq within its interval. It died right
+	// after its start, so the supervisor backs off for a second, and
+	// Watch stays quiet until the backoff has passed.
 	notified := make(chan struct{}, 1)
 	go s.Watch(ctx, 50*time.Millisecond, func() {
 		select {
@@ -147,6 +149,20 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	case <-notified:
 	case <-time.After(3 * time.Second):
 		t.Fatal("Watch did not report the killed dnsmasq")
+	}
+	err = s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h2), script))
+	if err == nil || !strings.Contains(err.Error(), "next start attempt") {
+		t.Fatalf("apply right after a death soon after start: %v, want the backoff", err)
+	}
+	refused := time.Now()
+	<-notified // may hold a second notification from before the apply
+	select {
+	case <-notified:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Watch did not report the dead dnsmasq after the backoff")
+	}
+	if waited := time.Since(refused); waited < 800*time.Millisecond {
+		t.Errorf("Watch asked for a repair %s after the refused start, within the 1 s backoff", waited)
 	}
 	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h2), script)))
 	if n := agent.initCount(); n != 2 {

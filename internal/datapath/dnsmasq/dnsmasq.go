@@ -55,8 +55,11 @@ type Supervisor struct {
 	// applied: dnsmasq name -> the paths it was given, for Watch and for
 	// cleaning up exactly those once it is no longer wanted.
 	applied map[string]paths
-	// failures: name -> consecutive failed starts and the time of the last.
+	// failures: name -> consecutive failed starts (or deaths soon after
+	// a start) and the time of the last.
 	failures map[string]failure
+	// started: name -> when this supervisor last started it.
+	started map[string]time.Time
 	// Starts counts dnsmasq starts (tests).
 	Starts int
 	// Reloads counts SIGHUPs (tests).
@@ -76,7 +79,8 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 		log = slog.Default()
 	}
 	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
-		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{}}
+		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{},
+		started: map[string]time.Time{}}
 }
 
 // Apply makes the running dnsmasqs and their host files match.
@@ -120,28 +124,58 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 				s.Reloads++
 				s.log.Info("reloaded for removed or changed hosts", "name", d.Name, "pid", pid)
 			}
-			delete(s.failures, d.Name)
+			if st, ok := s.started[d.Name]; !ok || time.Since(st) >= StableAfter {
+				delete(s.failures, d.Name)
+			}
 			return nil
-		} else if ok && isDnsmasq(pid) {
+		} else if ok {
 			s.log.Info("command line changed; restarting", "name", d.Name, "pid", pid)
 			stop(pid)
+			delete(s.started, d.Name)
+		}
+	} else if st, ok := s.started[d.Name]; ok {
+		// It died since we started it; its reason is in its own log
+		// (syslog, or --log-facility).
+		up := time.Since(st)
+		delete(s.started, d.Name)
+		if up < StableAfter {
+			s.fail(d.Name)
+			s.log.Warn("dnsmasq exited soon after its start; backing off", "name", d.Name, "up", up.Round(time.Millisecond), "failures", s.failures[d.Name].count)
+		} else {
+			s.log.Warn("dnsmasq exited; restarting", "name", d.Name, "up", up.Round(time.Second))
 		}
 	}
 	// Back off after failed starts so a dnsmasq that cannot start (an
-	// address not on the bridge yet) does not spin.
-	if f := s.failures[d.Name]; f.count > 0 {
-		wait := min(time.Duration(1<<min(f.count-1, 5))*time.Second, 30*time.Second)
-		if time.Since(f.last) < wait {
-			return fmt.Errorf("not running; next start attempt in %s", (wait - time.Since(f.last)).Round(time.Millisecond))
-		}
+	// address not on the bridge yet) or dies at once does not spin.
+	if wait := s.backoff(d.Name); wait > 0 {
+		return fmt.Errorf("not running; next start attempt in %s", wait.Round(time.Millisecond))
 	}
 	if err := s.start(ctx, d); err != nil {
-		f := s.failures[d.Name]
-		s.failures[d.Name] = failure{count: f.count + 1, last: time.Now()}
+		s.fail(d.Name)
 		return err
 	}
-	delete(s.failures, d.Name)
+	s.started[d.Name] = time.Now()
 	return nil
+}
+
+// StableAfter is how long a started dnsmasq must live for its failures
+// to be forgotten.
+var StableAfter = 10 * time.Second
+
+func (s *Supervisor) fail(name string) {
+	f := s.failures[name]
+	s.failures[name] = failure{count: f.count + 1, last: time.Now()}
+}
+
+// backoff returns how long to wait before the next start: 1 s after the
+// first failure, doubling up to 30 s.
+func (s *Supervisor) backoff(name string) time.Duration {
+	f := s.failures[name]
+	if f.count == 0 {
+		return 0
+	}
+	wait := min(time.Duration(1<<min(f.count-1, 5))*time.Second, 30*time.Second)
+	return max(0, wait-time.Since(f.last))
 }
 
 func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
@@ -273,6 +307,7 @@ func (s *Supervisor) stopUnwanted(want map[string]bool) {
 		delete(s.hosts, name)
 		delete(s.applied, name)
 		delete(s.failures, name)
+		delete(s.started, name)
 	}
 }
 
@@ -287,10 +322,14 @@ func (s *Supervisor) Watch(ctx context.Context, interval time.Duration, notify f
 			return
 		case <-t.C:
 		}
+		// Only instances past their backoff: a dnsmasq that cannot start
+		// would otherwise have the agent resync every interval.
 		s.mu.Lock()
 		pidFiles := make(map[string]string, len(s.applied))
 		for n, p := range s.applied {
-			pidFiles[n] = p.pidFile
+			if s.backoff(n) == 0 {
+				pidFiles[n] = p.pidFile
+			}
 		}
 		s.mu.Unlock()
 		for n, f := range pidFiles {
