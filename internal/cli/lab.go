@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,8 +59,9 @@ Nothing outside namespaces named <name>-* is touched.`,
 	f.IntVar(&o.DisassociateTimeout, "disassociate-timeout", o.DisassociateTimeout, "fixed_ip_disassociate_timeout in seconds")
 	f.StringVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "agents' full resync interval")
 	f.StringVar(&o.DHCPClient, "dhcp-client", o.DHCPClient, "DHCP client in VMs: udhcpc (busybox, as cirros) or dhclient")
+	f.StringVar(&o.FixedRange, "fixed-range", "10.0.0.0/24", "the VM network (the first address is the controller's bridge address)")
 
-	var host string
+	var host, client string
 	boot := &cobra.Command{
 		Use:   "boot NAME",
 		Short: "boot a VM on a compute host and wait for its DHCP lease",
@@ -69,11 +71,12 @@ Nothing outside namespaces named <name>-* is touched.`,
 			if err != nil {
 				return err
 			}
-			_, err = l.Boot(cmd.Context(), args[0], host)
+			_, err = l.BootMany(cmd.Context(), []lab.VMSpec{{Name: args[0], Host: host, Client: client}}, 20*time.Second)
 			return err
 		},
 	}
 	boot.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
+	boot.Flags().StringVar(&client, "dhcp-client", "", "udhcpc or dhclient (default: the one given at up)")
 
 	del := &cobra.Command{
 		Use:   "delete NAME",
@@ -124,26 +127,55 @@ Nothing outside namespaces named <name>-* is touched.`,
 			if err != nil {
 				return err
 			}
-			if !l.IsUp() {
-				fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down\n", name)
+			st, err := l.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !st.Up {
+				fmt.Fprintf(out, "lab %s is down\n", name)
+				for _, ns := range st.Namespaces {
+					if ns.Exists {
+						fmt.Fprintf(out, "but namespace %s exists: run `novanet lab down --name %s`\n", ns.Name, name)
+					}
+				}
 				return nil
 			}
-			st := l.State()
-			w := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "DAEMON\tPID\tRUNNING")
-			for key, pid := range st.PIDs {
-				fmt.Fprintf(w, "%s\t%d\t%t\n", key, pid, syscall.Kill(pid, 0) == nil)
+			w := newTable(out)
+			fmt.Fprintln(w, "NAMESPACE\tROLE\tEXISTS")
+			for _, ns := range st.Namespaces {
+				fmt.Fprintf(w, "%s\t%s\t%t\n", ns.Name, ns.Role, ns.Exists)
 			}
 			w.Flush()
-			fmt.Fprintln(cmd.OutOrStdout())
-			w = newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tLEASED\tROUTER\tDNS\tMAC\tTAP")
-			for _, vm := range st.VMs {
-				lease, _ := l.LeaseOf(vm.Name)
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
-					dash(lease.Address), dash(lease.Router), dash(lease.DNS), vm.MAC, vm.Device)
+			fmt.Fprintln(out)
+			w = newTable(out)
+			fmt.Fprintln(w, "DAEMON\tPID\tRUNNING")
+			for _, d := range st.Daemons {
+				fmt.Fprintf(w, "%s\t%d\t%t\n", d.Key, d.PID, d.Running)
 			}
-			return w.Flush()
+			w.Flush()
+			fmt.Fprintln(out)
+			w = newTable(out)
+			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP")
+			for _, vm := range st.VMs {
+				client := vm.Client
+				if !vm.ClientRunning {
+					client += " (dead)"
+				}
+				leased := fmt.Sprint(vm.APILeased)
+				if st.APIError != "" {
+					leased = "?"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
+					dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if st.APIError != "" {
+				fmt.Fprintf(out, "\nthe API did not answer (store view unknown): %s\n", st.APIError)
+			}
+			return nil
 		},
 	}
 

@@ -10,6 +10,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -446,7 +447,7 @@ func (l *Lab) StopDaemon(key string) error {
 	if !ok {
 		return fmt.Errorf("no %s in lab %s", key, l.Name)
 	}
-	killOurs(pid, l.st.Binary)
+	killOurs(pid, l.daemonMark(key))
 	delete(l.st.PIDs, key)
 	return l.save()
 }
@@ -463,11 +464,28 @@ func (l *Lab) StartDaemon(key string) error {
 	return l.startDaemon(key, h, "agent")
 }
 
-// killOurs kills pid if its command line runs binary (a recycled pid of
-// another program is left alone) and waits for it.
-func killOurs(pid int, binary string) {
+// daemonMark is what the command line of serve or an agent of this lab
+// holds and no other process's does: its config file's path.
+func (l *Lab) daemonMark(key string) string {
+	if key == "serve" {
+		return l.path("controller", "novanet.conf")
+	}
+	return l.path(strings.TrimPrefix(key, "agent-"), "novanet.conf")
+}
+
+// clientMark is the same for a VM's DHCP client: its script's directory.
+func (l *Lab) clientMark(vm string) string { return l.path("vms", vm) + "/" }
+
+// alive reports whether pid runs and its command line contains mark.
+func alive(pid int, mark string) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || !strings.Contains(string(b), binary) && !strings.Contains(string(b), "udhcpc") && !strings.Contains(string(b), "dhclient") {
+	return err == nil && strings.Contains(string(b), mark)
+}
+
+// killOurs kills pid if its command line contains mark (a recycled pid of
+// another program is left alone) and waits for it.
+func killOurs(pid int, mark string) {
+	if !alive(pid, mark) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -576,8 +594,9 @@ func (l *Lab) Boot(ctx context.Context, name, host string) (VM, error) {
 	return vms[0], err
 }
 
-// VMSpec names a VM to boot and its host.
-type VMSpec struct{ Name, Host string }
+// VMSpec names a VM to boot, its host and optionally its DHCP client
+// (udhcpc or dhclient; the lab's default when empty).
+type VMSpec struct{ Name, Host, Client string }
 
 // BootMany boots VMs at once (API boots in parallel, plugs, DHCP clients)
 // and waits up to wait for all their leases.
@@ -595,6 +614,11 @@ func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) 
 		}
 		if sp.Host != "compute-1" && sp.Host != "compute-2" && sp.Host != "controller" {
 			return nil, fmt.Errorf("host %q: use compute-1, compute-2 or controller", sp.Host)
+		}
+		if sp.Client != "" {
+			if err := checkClient(sp.Client); err != nil {
+				return nil, err
+			}
 		}
 		if seen[sp.Name] {
 			return nil, fmt.Errorf("VM %s already exists in lab %s", sp.Name, l.Name)
@@ -622,7 +646,7 @@ func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) 
 				return
 			}
 			vm := VM{Name: sp.Name, UUID: d.UUID, Host: sp.Host, MAC: d.VIFs[0].MAC, Device: d.VIFs[0].Device,
-				Address: d.FixedIPs[0].Address.String(), Client: l.st.Options.DHCPClient}
+				Address: d.FixedIPs[0].Address.String(), Client: cmp.Or(sp.Client, l.st.Options.DHCPClient, "udhcpc")}
 			if err := l.plug(vm); err != nil {
 				errs[i] = err
 				vms[i] = vm
@@ -754,16 +778,19 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 	return r.h, r.err
 }
 
+// The event scripts get the lease file's path baked in: dhclient runs its
+// script with a scrubbed environment.
 const udhcpcScript = `#!/bin/sh
 # busybox udhcpc event script for a lab VM: configure eth0 and record the
 # lease for novanet lab status.
+LEASE_FILE='%s'
 case "$1" in
 deconfig) ip -4 addr flush dev "$interface"; rm -f "$LEASE_FILE" ;;
 bound|renew)
 	ip -4 addr flush dev "$interface"
 	ip addr add "$ip/$mask" dev "$interface"
-	[ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
-	echo "$ip ${router%% *} ${dns%% *} $1 $(date +%s)" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
+	[ -n "$router" ] && ip route replace default via "${router%%%% *}" dev "$interface"
+	echo "$ip ${router%%%% *} ${dns%%%% *} $1 $(date +%%s) $serverid" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
 	;;
 esac
 exit 0
@@ -772,17 +799,26 @@ exit 0
 const dhclientScript = `#!/bin/sh
 # dhclient script for a lab VM (instead of dhclient-script, which would
 # rewrite the host's /etc/resolv.conf).
+LEASE_FILE='%s'
 case "$reason" in
 BOUND|RENEW|REBIND|REBOOT)
 	ip -4 addr flush dev "$interface"
 	ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
-	r="${new_routers%% *}"
+	r="${new_routers%%%% *}"
 	[ -n "$r" ] && ip route replace default via "$r" dev "$interface"
-	echo "$new_ip_address $r ${new_domain_name_servers%% *} $reason $(date +%s)" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
+	echo "$new_ip_address $r ${new_domain_name_servers%%%% *} $reason $(date +%%s) $new_dhcp_server_identifier" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
 	;;
 EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface"; rm -f "$LEASE_FILE" ;;
 esac
 exit 0
+`
+
+const dhclientConf = `initial-interval 1;
+backoff-cutoff 2;
+timeout 60;
+retry 1;
+send host-name "%s";
+request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name, interface-mtu;
 `
 
 func (l *Lab) startDHCPClient(vm VM) (int, error) {
@@ -795,14 +831,21 @@ func (l *Lab) startDHCPClient(vm VM) (int, error) {
 	switch vm.Client {
 	case "dhclient":
 		script := filepath.Join(dir, "dhclient.sh")
-		if err := os.WriteFile(script, []byte(dhclientScript), 0o755); err != nil {
+		if err := os.WriteFile(script, fmt.Appendf(nil, dhclientScript, leaseFile), 0o755); err != nil {
 			return 0, err
 		}
-		args = []string{"dhclient", "-d", "-4", "-sf", script, "-lf", filepath.Join(dir, "dhclient.leases"),
+		// Its own config: dhclient's default back-off waits 7-15 s after a
+		// DISCOVER that dnsmasq ignored because the agent had not yet
+		// written the host entry; udhcpc retries every second.
+		conf := filepath.Join(dir, "dhclient.conf")
+		if err := os.WriteFile(conf, fmt.Appendf(nil, dhclientConf, vm.Name), 0o644); err != nil {
+			return 0, err
+		}
+		args = []string{"dhclient", "-d", "-4", "-cf", conf, "-sf", script, "-lf", filepath.Join(dir, "dhclient.leases"),
 			"-pf", filepath.Join(dir, "dhclient.pid"), "eth0"}
 	default:
 		script := filepath.Join(dir, "udhcpc.sh")
-		if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+		if err := os.WriteFile(script, fmt.Appendf(nil, udhcpcScript, leaseFile), 0o755); err != nil {
 			return 0, err
 		}
 		// -f: stay in the foreground (we keep its pid); it renews at T1.
@@ -814,7 +857,6 @@ func (l *Lab) startDHCPClient(vm VM) (int, error) {
 	}
 	defer logf.Close()
 	c := exec.Command("ip", append([]string{"netns", "exec", l.vmNS(vm.Name)}, args...)...)
-	c.Env = append(os.Environ(), "LEASE_FILE="+leaseFile)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {
@@ -824,10 +866,11 @@ func (l *Lab) startDHCPClient(vm VM) (int, error) {
 	return c.Process.Pid, nil
 }
 
-// Lease is what a VM's DHCP client last got.
+// Lease is what a VM's DHCP client last got. Server is the DHCP server
+// identifier: the bridge address of the dnsmasq that answered.
 type Lease struct {
-	Address, Router, DNS, Event string
-	At                          time.Time
+	Address, Router, DNS, Event, Server string
+	At                                  time.Time
 }
 
 // LeaseOf reads the VM's last lease ("" Address when it has none).
@@ -841,7 +884,11 @@ func (l *Lab) LeaseOf(name string) (Lease, error) {
 		return Lease{}, fmt.Errorf("short lease record %q", b)
 	}
 	sec, _ := strconv.ParseInt(f[4], 10, 64)
-	return Lease{Address: f[0], Router: f[1], DNS: f[2], Event: f[3], At: time.Unix(sec, 0)}, nil
+	lease := Lease{Address: f[0], Router: f[1], DNS: f[2], Event: f[3], At: time.Unix(sec, 0)}
+	if len(f) > 5 {
+		lease.Server = f[5]
+	}
+	return lease, nil
 }
 
 // WaitLease waits for the VM to hold a lease.
@@ -853,7 +900,7 @@ func (l *Lab) WaitLease(ctx context.Context, name string, d time.Duration) (Leas
 		return err == nil && lease.Address != ""
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("%s got no DHCP lease within %s: see %s", name, d, l.path("vms", name, "dhcp-client.log"))
+		return Lease{}, fmt.Errorf("VM %s got no DHCP lease within %s: see %s", name, d.Round(time.Second), l.path("vms", name, "dhcp-client.log"))
 	}
 	return lease, nil
 }
@@ -866,6 +913,9 @@ func (l *Lab) Renew(name string) error {
 		}
 		if vm.Client != "udhcpc" {
 			return fmt.Errorf("renew is supported for udhcpc VMs only")
+		}
+		if !alive(vm.ClientPID, l.clientMark(vm.Name)) {
+			return fmt.Errorf("the DHCP client of %s (pid %d) is not running: see %s", name, vm.ClientPID, l.path("vms", name, "dhcp-client.log"))
 		}
 		// ip netns exec execs busybox in place, so the pid is udhcpc's.
 		return syscall.Kill(vm.ClientPID, syscall.SIGUSR1)
@@ -891,7 +941,7 @@ func (l *Lab) Delete(ctx context.Context, name string) error {
 
 func (l *Lab) unplug(vm VM) {
 	if vm.ClientPID > 0 {
-		killOurs(vm.ClientPID, l.st.Binary)
+		killOurs(vm.ClientPID, l.clientMark(vm.Name))
 	}
 	ns := l.vmNS(vm.Name)
 	killNamespace(ns)
@@ -929,7 +979,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		}
 	}
 	for key, pid := range l.st.PIDs {
-		killOurs(pid, l.st.Binary)
+		killOurs(pid, l.daemonMark(key))
 		delete(l.st.PIDs, key)
 	}
 	for _, ns := range l.allHostNS() {
@@ -941,6 +991,82 @@ func (l *Lab) Down(ctx context.Context) error {
 	l.st = State{}
 	l.printf("lab %s: down", l.Name)
 	return nil
+}
+
+// Status is what `novanet lab status` shows.
+type Status struct {
+	Name       string
+	Up         bool
+	Namespaces []NamespaceStatus
+	Daemons    []DaemonStatus
+	VMs        []VMStatus
+	// APIError is set when serve did not answer (VMStatus.APILeased is
+	// then unknown).
+	APIError string
+}
+
+// NamespaceStatus is one namespace of the lab.
+type NamespaceStatus struct {
+	Name, Role string
+	Exists     bool
+}
+
+// DaemonStatus is serve or an agent.
+type DaemonStatus struct {
+	Key     string
+	PID     int
+	Running bool
+}
+
+// VMStatus is a VM with its last lease as the guest saw it and the
+// store's view of its address.
+type VMStatus struct {
+	VM
+	Lease         Lease
+	ClientRunning bool
+	APIAllocated  bool
+	APILeased     bool
+}
+
+// Status reports the lab's namespaces, daemons and VMs; the store's
+// leased flag comes from the API when serve answers.
+func (l *Lab) Status(ctx context.Context) (Status, error) {
+	st := Status{Name: l.Name, Up: l.IsUp()}
+	roles := []string{"switch", "controller", "compute-1", "compute-2", "outside"}
+	for i, ns := range l.allHostNS() {
+		st.Namespaces = append(st.Namespaces, NamespaceStatus{Name: ns, Role: roles[i], Exists: nsExists(ns)})
+	}
+	for _, vm := range l.st.VMs {
+		ns := l.vmNS(vm.Name)
+		st.Namespaces = append(st.Namespaces, NamespaceStatus{Name: ns, Role: "vm " + vm.Name, Exists: nsExists(ns)})
+	}
+	if !st.Up {
+		return st, nil
+	}
+	keys := make([]string, 0, len(l.st.PIDs))
+	for k := range l.st.PIDs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		pid := l.st.PIDs[k]
+		st.Daemons = append(st.Daemons, DaemonStatus{Key: k, PID: pid, Running: alive(pid, l.daemonMark(k))})
+	}
+	c := l.Client()
+	for _, vm := range l.st.VMs {
+		vs := VMStatus{VM: vm, ClientRunning: vm.ClientPID > 0 && alive(vm.ClientPID, l.clientMark(vm.Name))}
+		vs.Lease, _ = l.LeaseOf(vm.Name)
+		if st.APIError == "" {
+			fi, err := c.GetFixedIP(ctx, Addr(vm.Address))
+			if err != nil {
+				st.APIError = err.Error()
+			} else {
+				vs.APIAllocated, vs.APILeased = fi.Allocated, fi.Leased
+			}
+		}
+		st.VMs = append(st.VMs, vs)
+	}
+	return st, nil
 }
 
 // Addr returns a parsed address or the zero Addr.
