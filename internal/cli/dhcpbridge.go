@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"novanet/internal/dhcpbridge"
@@ -10,6 +8,9 @@ import (
 
 func init() { Register(dhcpbridgeCmd) }
 
+// dhcpbridgeCmd is `novanet dhcpbridge`, the same script as the
+// novanet-dhcpbridge link (cmd/novanet dispatches that one before cobra
+// starts), for a --dhcp-script given as "novanet dhcpbridge" by a wrapper.
 func dhcpbridgeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:                "dhcpbridge add|old|del <mac> <ip> [hostname] | init",
@@ -17,10 +18,7 @@ func dhcpbridgeCmd() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if code := dhcpbridge.Main(args, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
-				os.Exit(code)
-			}
-			return nil
+			return dhcpbridge.Run(args, cmd.OutOrStdout())
 		},
 	}
 }

@@ -64,14 +64,16 @@ type response struct {
 // Main runs the script: args are what dnsmasq passes after the program
 // name. It returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if err := run(args, stdout); err != nil {
+	if err := Run(args, stdout); err != nil {
 		fmt.Fprintf(stderr, "novanet-dhcpbridge: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func run(args []string, stdout io.Writer) error {
+// Run is Main for callers that report errors themselves (the hidden
+// `novanet dhcpbridge` command).
+func Run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("usage: novanet-dhcpbridge add|old|del <mac> <ip> [hostname] | init (dnsmasq's --dhcp-script)")
 	}
