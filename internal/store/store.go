@@ -42,7 +42,40 @@ type Store struct {
 	// instead of spinning in SQLite's busy handler; other processes still
 	// wait through busy_timeout.
 	writeMu sync.Mutex
+	// stmts caches prepared statements by query text: a boot runs about
+	// fifteen small statements, and parsing them again each time cost
+	// more than executing them.
+	stmts sync.Map // string -> *sql.Stmt
 }
+
+// prepared returns the cached statement for q. On a miss it returns nil
+// and prepares q in the background: preparing through the pool from
+// inside a transaction would need a second connection, and with every
+// connection held by a transaction doing the same, nothing would move.
+func (s *Store) prepared(q string) *sql.Stmt {
+	if st, ok := s.stmts.Load(q); ok {
+		if st, ok := st.(*sql.Stmt); ok {
+			return st
+		}
+		return nil // being prepared
+	}
+	if _, loaded := s.stmts.LoadOrStore(q, preparing{}); !loaded {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			st, err := s.db.PrepareContext(ctx, q)
+			if err != nil {
+				s.stmts.Delete(q) // try again on a later call
+				return
+			}
+			s.stmts.Store(q, st)
+		}()
+	}
+	return nil
+}
+
+// preparing marks a statement whose preparation is under way.
+type preparing struct{}
 
 // Open opens (creating if needed) the store at url and applies pending
 // migrations. url is a file path or sqlite:///abs/path.db for SQLite, or
@@ -98,7 +131,15 @@ func sqliteDSN(path string) string {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		if st, ok := st.(*sql.Stmt); ok {
+			st.Close()
+		}
+		return true
+	})
+	return s.db.Close()
+}
 
 // Dialect reports the engine.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -131,8 +172,21 @@ func rebind(d Dialect, q string) string {
 // Tx is one transaction. Its query methods take '?' placeholders.
 type Tx struct {
 	tx      *sql.Tx
+	s       *Store
 	dialect Dialect
 	write   bool
+}
+
+// stmt returns q prepared on this transaction's connection (database/sql
+// prepares a cached statement once per connection, on the connection the
+// transaction already holds), or nil when it is not cached yet: the caller
+// then runs q directly.
+func (t *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	st := t.s.prepared(q)
+	if st == nil {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st)
 }
 
 // Dialect reports the engine.
@@ -140,17 +194,29 @@ func (t *Tx) Dialect() Dialect { return t.dialect }
 
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, rebind(t.dialect, q), args...)
+	q = rebind(t.dialect, q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, rebind(t.dialect, q), args...)
+	q = rebind(t.dialect, q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 // QueryRow runs a query returning at most one row.
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, rebind(t.dialect, q), args...)
+	q = rebind(t.dialect, q)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // maxAttempts bounds retries of transactions that failed only because of
@@ -201,7 +267,7 @@ func (s *Store) runOnce(ctx context.Context, write bool, fn func(*Tx) error) (er
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	t := &Tx{tx: tx, dialect: s.dialect, write: write}
+	t := &Tx{tx: tx, s: s, dialect: s.dialect, write: write}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.Rollback()
