@@ -293,10 +293,20 @@ func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
 		}
 	}
 	if o.MultiHost {
-		// Compute hosts route their own VMs' traffic out through the
-		// controller.
+		// Compute hosts NAT their own VMs to their management address and
+		// route out through the controller, which plays the site's
+		// upstream router for the management network (the lab's rule, in
+		// the lab's namespace; novanet's chains are nova-* only).
 		for _, h := range Hosts[1:] {
 			if _, err := In(l.hostNS(h), "ip", "route", "add", "default", "via", hostIP["controller"]); err != nil {
+				return err
+			}
+		}
+		for _, c := range [][]string{
+			{"sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
+			{"iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "192.168.56.0/24", "-o", "eth0", "-j", "MASQUERADE"},
+		} {
+			if _, err := In(ctl, c...); err != nil {
 				return err
 			}
 		}

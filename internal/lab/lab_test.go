@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,8 +163,34 @@ func TestSingleHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if lease.Address != vm.Address || lease.Router != "10.0.0.1" || lease.DNS != "10.0.0.1" {
-				t.Errorf("%s: lease %+v, want %s via 10.0.0.1 with DNS 10.0.0.1", vm.Name, lease, vm.Address)
+			if lease.Address != vm.Address || lease.Router != "10.0.0.1" || lease.DNS != "10.0.0.1" || lease.Server != "10.0.0.1" {
+				t.Errorf("%s: lease %+v, want %s via 10.0.0.1 with DNS 10.0.0.1 from the controller's dnsmasq", vm.Name, lease, vm.Address)
+			}
+			guestHas(t, l, vm.Name, vm.Address, "10.0.0.1")
+		}
+	})
+
+	t.Run("status", func(t *testing.T) {
+		st, err := l.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Up || st.APIError != "" || len(st.Namespaces) != 5+len(vms) || len(st.Daemons) != 4 || len(st.VMs) != len(vms) {
+			t.Fatalf("status %+v", st)
+		}
+		for _, ns := range st.Namespaces {
+			if !ns.Exists {
+				t.Errorf("namespace %s (%s) missing", ns.Name, ns.Role)
+			}
+		}
+		for _, d := range st.Daemons {
+			if !d.Running {
+				t.Errorf("%s (pid %d) not running", d.Key, d.PID)
+			}
+		}
+		for _, vm := range st.VMs {
+			if !vm.ClientRunning || !vm.APIAllocated || vm.Lease.Address != vm.Address {
+				t.Errorf("%s: %+v", vm.Name, vm)
 			}
 		}
 	})
@@ -174,9 +202,10 @@ func TestSingleHost(t *testing.T) {
 	})
 
 	t.Run("pings", func(t *testing.T) {
-		for _, p := range [][2]string{{"vm1", "10.0.0.4"}, {"vm3", "10.0.0.2"}, {"vm2", "10.0.0.3"}} {
-			if err := ping(l, p[0], p[1]); err != nil {
-				t.Errorf("%s -> %s: %v", p[0], p[1], err)
+		// Across compute nodes both ways, and within one.
+		for _, p := range [][2]lab.VM{{vms[0], vms[2]}, {vms[2], vms[1]}, {vms[1], vms[0]}} {
+			if err := ping(l, p[0].Name, p[1].Address); err != nil {
+				t.Errorf("%s -> %s (%s): %v", p[0].Name, p[1].Name, p[1].Address, err)
 			}
 		}
 		for _, vm := range vms {
@@ -191,36 +220,48 @@ func TestSingleHost(t *testing.T) {
 	})
 
 	t.Run("outside-sees-routing-source-ip", func(t *testing.T) {
-		ns, _ := l.Namespace("outside")
-		td := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-nl", "-i", "eth0", "-c", "1", "icmp[icmptype] == icmp-echo")
-		var out strings.Builder
-		td.Stdout = &out
-		if err := td.Start(); err != nil {
+		// The outside host has no route to 10.0.0.0/8: a reply proves SNAT,
+		// the capture proves which source.
+		out := capture(t, l, "outside", "eth0", "icmp[icmptype] == icmp-echo", func() {
+			if err := ping(l, "vm3", lab.OutsideIP); err != nil {
+				t.Errorf("vm3 -> outside: %v", err)
+			}
+		})
+		if !strings.Contains(out, "IP 203.0.113.1 > 203.0.113.254") || strings.Contains(out, "IP 10.") {
+			t.Errorf("outside saw %q, want the controller's routing_source_ip 203.0.113.1 as source", out)
+		}
+	})
+
+	t.Run("dhclient", func(t *testing.T) {
+		booted, err := l.BootMany(ctx, []lab.VMSpec{{Name: "vmd", Host: "compute-2", Client: "dhclient"}}, 20*time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond)
-		if err := ping(l, "vm3", lab.OutsideIP); err != nil {
-			t.Errorf("vm3 -> outside: %v", err)
+		vm := booted[0]
+		lease, _ := l.LeaseOf(vm.Name)
+		if lease.Address != vm.Address || lease.Router != "10.0.0.1" || lease.DNS != "10.0.0.1" || lease.Event != "BOUND" {
+			t.Errorf("dhclient lease %+v, want %s via 10.0.0.1 with DNS 10.0.0.1", lease, vm.Address)
 		}
-		done := make(chan error, 1)
-		go func() { done <- td.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = td.Process.Kill()
+		guestHas(t, l, vm.Name, vm.Address, "10.0.0.1")
+		waitFixed(t, l, vm.Address, func(leased bool) bool { return leased }, "leased=true")
+		if err := ping(l, vm.Name, lab.OutsideIP); err != nil {
+			t.Errorf("dhclient VM -> outside: %v", err)
 		}
-		if !strings.Contains(out.String(), "IP 203.0.113.1 > 203.0.113.254") {
-			t.Errorf("outside saw %q, want the controller's routing_source_ip 203.0.113.1 as source", out.String())
+		if err := l.Delete(ctx, vm.Name); err != nil {
+			t.Fatal(err)
 		}
+		waitFixed(t, l, vm.Address, func(leased bool) bool { return !leased }, "leased=false after delete")
 	})
 
 	t.Run("restart-agent-changes-nothing", func(t *testing.T) {
 		before := kernelState(t, l)
-		if err := l.StopDaemon("agent-controller"); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.StartDaemon("agent-controller"); err != nil {
-			t.Fatal(err)
+		for _, h := range lab.Hosts {
+			if err := l.StopDaemon("agent-" + h); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.StartDaemon("agent-" + h); err != nil {
+				t.Fatal(err)
+			}
 		}
 		time.Sleep(3 * time.Second) // a full sync and a resync
 		if after := kernelState(t, l); after != before {
@@ -257,6 +298,15 @@ func TestSingleHost(t *testing.T) {
 		if err := l.Delete(ctx, old.Name); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := l.Namespace(old.Name); err == nil {
+			t.Errorf("%s still known to the lab after delete", old.Name)
+		}
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), l.Name+"-vm-"+old.Name) {
+			t.Errorf("namespace of %s left after delete", old.Name)
+		}
+		if _, err := lab.In(l.Name+"-c2", "ip", "link", "show", old.Device); err == nil {
+			t.Errorf("tap %s left on compute-2 after delete", old.Device)
+		}
 		waitFixed(t, l, old.Address, func(leased bool) bool { return !leased }, "leased=false after release")
 		start := time.Now()
 		vm4 := boot(t, l, "vm4", "compute-2")
@@ -275,6 +325,9 @@ func TestSingleHost(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = l.StartDaemon("serve") }()
+		if st, err := l.Status(ctx); err != nil || st.APIError == "" {
+			t.Errorf("status with serve stopped: APIError %q, %v", st.APIError, err)
+		}
 		before, _ := l.LeaseOf("vm1")
 		time.Sleep(1100 * time.Millisecond) // lease records have 1 s resolution
 		if err := l.Renew("vm1"); err != nil {
@@ -295,6 +348,68 @@ func TestSingleHost(t *testing.T) {
 			t.Errorf("vm1 -> gateway with the API down: %v", err)
 		}
 	})
+}
+
+// guestHas checks the VM's kernel: the address on eth0 and the default
+// route via router.
+func guestHas(t *testing.T, l *lab.Lab, vm, addr, router string) {
+	t.Helper()
+	if out := in(t, l, vm, "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, " "+addr+"/24 ") {
+		t.Errorf("%s's eth0 lacks %s/24:\n%s", vm, addr, out)
+	}
+	if out := in(t, l, vm, "ip", "-4", "route", "show", "default"); !strings.Contains(out, "via "+router+" ") {
+		t.Errorf("%s's default route is not via %s:\n%s", vm, router, out)
+	}
+}
+
+// capture runs tcpdump on dev in target's namespace while f runs and
+// returns what it printed.
+func capture(t *testing.T, l *lab.Lab, target, dev, filter string, f func()) string {
+	t.Helper()
+	ns, err := l.Namespace(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-nle", "-i", dev, filter)
+	var out strings.Builder
+	td.Stdout = &out
+	stderr, err := td.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// tcpdump says "listening on" once its filter is attached.
+	ready := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		var seen strings.Builder
+		for {
+			n, err := stderr.Read(buf)
+			seen.Write(buf[:n])
+			if strings.Contains(seen.String(), "listening on") {
+				close(ready)
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		_ = td.Process.Kill()
+		_ = td.Wait()
+		t.Fatalf("tcpdump on %s in %s did not start", dev, target)
+	}
+	f()
+	time.Sleep(300 * time.Millisecond) // let the last packets through
+	_ = td.Process.Signal(syscall.SIGINT)
+	_ = td.Wait()
+	return out.String()
 }
 
 // waitFixed polls the API until f(leased) holds for addr.
@@ -383,11 +498,56 @@ func TestMultiHost(t *testing.T) {
 			t.Errorf("%s serves %v, want only %s", c.host, names, mine)
 		}
 	}
+	if l1.Server != l1.Router || l2.Server != l2.Router {
+		t.Errorf("DHCP servers %q and %q, want each compute's own dnsmasq (%s, %s)", l1.Server, l2.Server, l1.Router, l2.Router)
+	}
+	// On the wire: a VM's DISCOVER floods the shared VM network, the other
+	// compute's dnsmasq sees it and answers nothing.
+	for _, c := range []struct{ vm, host, other, otherIP string }{
+		{"vm3", "compute-1", "compute-2", l2.Router},
+		{"vm4", "compute-2", "compute-1", l1.Router},
+	} {
+		var vm lab.VM
+		out := capture(t, l, c.other, "br100", "udp port 67 or udp port 68", func() { vm = boot(t, l, c.vm, c.host) })
+		if !strings.Contains(out, "Request from "+vm.MAC) {
+			t.Errorf("%s never saw %s's DHCP request (so the check below proves nothing):\n%s", c.other, c.vm, out)
+		}
+		if strings.Contains(out, c.otherIP+".67 >") {
+			t.Errorf("%s's dnsmasq answered %s of %s:\n%s", c.other, c.vm, c.host, out)
+		}
+		lease, _ := l.LeaseOf(c.vm)
+		if lease.Server != map[string]string{"compute-1": l1.Router, "compute-2": l2.Router}[c.host] || lease.Address != vm.Address {
+			t.Errorf("%s on %s: lease %+v", c.vm, c.host, lease)
+		}
+	}
 	if pid := dnsmasqPid(t, l, "controller"); pid != 0 {
 		t.Errorf("the controller runs a dnsmasq (pid %d) in multi-host mode", pid)
 	}
 	if err := ping(l, "vm1", vm2.Address); err != nil {
 		t.Errorf("vm1 -> vm2 across computes: %v", err)
+	}
+	// Each compute does its own NAT: vm1's traffic to the outside leaves
+	// compute-1 with compute-1's own address as its source.
+	ns, _ := l.Namespace("compute-1")
+	td := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-nl", "-i", "eth1", "-c", "1", "icmp[icmptype] == icmp-echo")
+	var out strings.Builder
+	td.Stdout = &out
+	if err := td.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := ping(l, "vm1", lab.OutsideIP); err != nil {
+		t.Errorf("vm1 -> outside in multi-host mode: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- td.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = td.Process.Kill()
+	}
+	if !strings.Contains(out.String(), "IP 192.168.56.201 > "+lab.OutsideIP) {
+		t.Errorf("compute-1's eth1 saw %q, want vm1's ping SNATed to compute-1's 192.168.56.201", out.String())
 	}
 }
 
