@@ -159,9 +159,12 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	// dnsmasq runs its script as root here, but may drop to nobody when
-	// configured to; let it connect either way.
-	_ = os.Chmod(path, 0o666)
+	// Only root may talk to the agent: a lease event can release an
+	// address, and dnsmasq runs its --dhcp-script as root.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict %s to root: %w", path, err)
+	}
 	return ln, nil
 }
 
