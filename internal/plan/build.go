@@ -242,6 +242,11 @@ func planDnsmasq(nets []model.HostNetwork, co model.ClusterOptions, o Options) (
 			if len(dns) > 0 {
 				args = append(args, fmt.Sprintf("--dhcp-option=tag:%s,option:dns-server,%s", tag, strings.Join(dns, ",")))
 			}
+			if n.MTU > 0 {
+				// Guests must match the bridge's MTU or large packets
+				// vanish (nova's network_device_mtu).
+				args = append(args, fmt.Sprintf("--dhcp-option=tag:%s,option:mtu,%d", tag, n.MTU))
+			}
 			if len(d.Hosts) == 0 {
 				d.Hosts = make([]HostEntry, 0, len(hn.DHCPHosts))
 			}

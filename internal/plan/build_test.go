@@ -407,3 +407,25 @@ func TestRestoreTextDeclaresAndFillsChains(t *testing.T) {
 		t.Errorf("RestoreText:\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestNetworkMTUAndDNSReachTheGuests(t *testing.T) {
+	c := seedSingleHost()["single-controller"]
+	st := c.st
+	hn := st.Networks[0]
+	hn.Network.MTU = 1450
+	hn.Network.DNS1, hn.Network.DNS2 = a("192.0.2.53"), a("192.0.2.54")
+	st.Networks = []model.HostNetwork{hn}
+	pl, err := Build(st, c.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(pl.Dnsmasq[0].Args, " ")
+	for _, w := range []string{"--dhcp-option=tag:private,option:mtu,1450", "--dhcp-option=tag:private,option:dns-server,192.0.2.53,192.0.2.54"} {
+		if !strings.Contains(args, w) {
+			t.Errorf("args lack %q: %s", w, args)
+		}
+	}
+	if pl.Bridges[0].MTU != 1450 {
+		t.Errorf("bridge MTU %d, want 1450", pl.Bridges[0].MTU)
+	}
+}
