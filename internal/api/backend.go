@@ -28,7 +28,9 @@ type Backend interface {
 	BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error)
 	DeleteInstance(ctx context.Context, scope model.Scope, uuid string) error
 	GetInstance(ctx context.Context, scope model.Scope, uuid string) (model.InstanceDetail, error)
-	ListInstances(ctx context.Context, scope model.Scope) ([]model.InstanceDetail, error)
+	// ListInstances returns up to limit instances after the one named by
+	// marker ("" = from the start), in creation order.
+	ListInstances(ctx context.Context, scope model.Scope, marker string, limit int) ([]model.InstanceDetail, error)
 	AddInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
 	RemoveInstanceSecurityGroup(ctx context.Context, scope model.Scope, uuid, group string) error
 

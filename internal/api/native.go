@@ -59,8 +59,21 @@ func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// MaxListLimit caps one page of /v1/instances (nova's osapi_max_limit):
+// a list of 60,000 instances in one answer would hold all of them in the
+// server's memory at once.
+const MaxListLimit = 1000
+
 func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) error {
-	out, err := s.b.ListInstances(r.Context(), principal(r).Scope())
+	limit := MaxListLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return invalid("limit=%q must be a positive integer (at most %d)", v, MaxListLimit)
+		}
+		limit = min(n, MaxListLimit)
+	}
+	out, err := s.b.ListInstances(r.Context(), principal(r).Scope(), r.URL.Query().Get("marker"), limit)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -76,5 +77,42 @@ func TestWatchOverHTTP(t *testing.T) {
 	hs, err := agentA.HostState(ctx, "host-a")
 	if err != nil || hs.Revision < r.rev || len(hs.Networks) == 0 || len(hs.Networks[0].Instances) != 1 {
 		t.Errorf("host-a state after the boot: rev %d networks %+v err %v", hs.Revision, hs.Networks, err)
+	}
+}
+
+// TestInstancesArePaged: /v1/instances answers at most MaxListLimit per
+// page and the client walks the pages with markers.
+func TestInstancesArePaged(t *testing.T) {
+	e := newEnv(t, sqliteURL(t))
+	ctx := context.Background()
+	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "big", FixedRangeV4: "10.0.0.0/20", NetworkSize: 4096, Bridge: "br100", Host: "host-net"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2500
+	for i := range n {
+		if _, err := e.proj.BootInstance(ctx, model.BootRequest{Hostname: "vm", Host: "host-a"}); err != nil {
+			t.Fatalf("boot %d: %v", i, err)
+		}
+	}
+	all, err := e.proj.ListInstances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, d := range all {
+		seen[d.UUID] = true
+	}
+	if len(all) != n || len(seen) != n {
+		t.Fatalf("listed %d (%d distinct), want %d", len(all), len(seen), n)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/instances?limit=0", nil)
+	req.Header.Set("X-Auth-Token", projToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("limit=0: status %d, want 400", resp.StatusCode)
 	}
 }

@@ -224,11 +224,26 @@ func (c *Client) GetInstance(ctx context.Context, uuid string) (model.InstanceDe
 	return out, err
 }
 
-// ListInstances returns the instances the token may see.
+// ListInstances returns the instances the token may see, page by page.
 func (c *Client) ListInstances(ctx context.Context) ([]model.InstanceDetail, error) {
+	const page = 1000
 	var out []model.InstanceDetail
-	err := c.do(ctx, http.MethodGet, "/v1/instances", nil, &out)
-	return out, err
+	marker := ""
+	for {
+		var batch []model.InstanceDetail
+		path := "/v1/instances?limit=" + strconv.Itoa(page)
+		if marker != "" {
+			path += "&marker=" + url.QueryEscape(marker)
+		}
+		if err := c.do(ctx, http.MethodGet, path, nil, &batch); err != nil {
+			return out, err
+		}
+		out = append(out, batch...)
+		if len(batch) < page {
+			return out, nil
+		}
+		marker = batch[len(batch)-1].UUID
+	}
 }
 
 // ---- networks (/v1/networks) ----

@@ -394,8 +394,9 @@ func (m *Manager) GetInstance(ctx context.Context, scope model.Scope, id string)
 	return d, err
 }
 
-// ListInstances lists the scope's instances (an admin sees all).
-func (m *Manager) ListInstances(ctx context.Context, scope model.Scope) ([]model.InstanceDetail, error) {
+// ListInstances lists up to limit of the scope's instances (an admin sees
+// all) after the instance marker ("" = from the start), in creation order.
+func (m *Manager) ListInstances(ctx context.Context, scope model.Scope, marker string, limit int) ([]model.InstanceDetail, error) {
 	out := []model.InstanceDetail{}
 	err := m.view(ctx, func(tx *store.Tx) error {
 		out = out[:0]
@@ -405,7 +406,15 @@ func (m *Manager) ListInstances(ctx context.Context, scope model.Scope) ([]model
 		} else if project == "" {
 			return nil
 		}
-		insts, err := tx.ListInstances(ctx, project, "")
+		var after *model.Instance
+		if marker != "" {
+			mi, err := tx.Instance(ctx, marker)
+			if err != nil || !scope.Sees(mi.ProjectID) {
+				return model.Errorf(model.ErrNotFound, "marker instance %q not found: give the uuid of the last instance of the previous page", marker)
+			}
+			after = &mi
+		}
+		insts, err := tx.ListInstancesPage(ctx, project, after, limit)
 		if err != nil {
 			return err
 		}

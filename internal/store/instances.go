@@ -46,8 +46,23 @@ func (t *Tx) Instance(ctx context.Context, uuid string) (model.Instance, error) 
 // ListInstances returns instances of a project ("" = all) or of a host,
 // ordered by creation then uuid, with their group ids.
 func (t *Tx) ListInstances(ctx context.Context, projectID, host string) ([]model.Instance, error) {
+	return t.listInstances(ctx, projectID, host, nil, 0)
+}
+
+// ListInstancesPage returns up to limit instances of a project ("" = all)
+// that come after the instance after (nil = from the start) in creation
+// order.
+func (t *Tx) ListInstancesPage(ctx context.Context, projectID string, after *model.Instance, limit int) ([]model.Instance, error) {
+	return t.listInstances(ctx, projectID, "", after, limit)
+}
+
+func (t *Tx) listInstances(ctx context.Context, projectID, host string, after *model.Instance, limit int) ([]model.Instance, error) {
 	q := `SELECT ` + instanceCols + ` FROM instances WHERE 1=1`
 	var args []any
+	if after != nil {
+		q += ` AND (created_at > ? OR (created_at = ? AND uuid > ?))`
+		args = append(args, toMicros(after.CreatedAt), toMicros(after.CreatedAt), after.UUID)
+	}
 	if projectID != "" {
 		q += ` AND project_id = ?`
 		args = append(args, projectID)
@@ -56,7 +71,12 @@ func (t *Tx) ListInstances(ctx context.Context, projectID, host string) ([]model
 		q += ` AND host = ?`
 		args = append(args, host)
 	}
-	rows, err := t.Query(ctx, q+` ORDER BY created_at, uuid`, args...)
+	q += ` ORDER BY created_at, uuid`
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := t.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}
