@@ -46,12 +46,17 @@ type Supervisor struct {
 	// NetworksPath is where pid files of dnsmasqs this host no longer
 	// needs are looked for (nova-*.pid).
 	NetworksPath string
+	// RecheckHosts is how often Apply re-reads a hosts directory instead
+	// of trusting what it wrote, repairing files changed behind its back.
+	RecheckHosts time.Duration
 
 	log *slog.Logger
 	mu  sync.Mutex
 	// hosts: dnsmasq name -> file -> line, as written (nil: read the
 	// directory first).
 	hosts map[string]map[string]string
+	// hostsRead: name -> when its hosts directory was last read.
+	hostsRead map[string]time.Time
 	// applied: dnsmasq name -> the paths it was given, for Watch and for
 	// cleaning up exactly those once it is no longer wanted.
 	applied map[string]paths
@@ -80,7 +85,7 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 	}
 	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
 		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{},
-		started: map[string]time.Time{}}
+		started: map[string]time.Time{}, hostsRead: map[string]time.Time{}, RecheckHosts: time.Minute}
 }
 
 // Apply makes the running dnsmasqs and their host files match.
@@ -212,7 +217,7 @@ func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 // longer wanted; it reports whether dnsmasq needs a SIGHUP.
 func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 	have := s.hosts[d.Name]
-	if have == nil {
+	if have == nil || time.Since(s.hostsRead[d.Name]) >= s.RecheckHosts {
 		have = map[string]string{}
 		entries, err := os.ReadDir(d.HostsDir)
 		if err != nil {
@@ -224,6 +229,7 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 			}
 		}
 		s.hosts[d.Name] = have
+		s.hostsRead[d.Name] = time.Now()
 	}
 	reload := false
 	want := make(map[string]bool, len(d.Hosts))
@@ -305,6 +311,7 @@ func (s *Supervisor) stopUnwanted(want map[string]bool) {
 		_ = os.Remove(p.pidFile)
 		_ = os.RemoveAll(p.hostsDir)
 		delete(s.hosts, name)
+		delete(s.hostsRead, name)
 		delete(s.applied, name)
 		delete(s.failures, name)
 		delete(s.started, name)

@@ -253,3 +253,46 @@ func TestChangedArgsRestartAndForeignPid(t *testing.T) {
 		t.Errorf("vm1 lease after restart = %q", got)
 	}
 }
+
+// TestHostsDriftRepaired: files removed, changed or added in the hosts
+// directory behind the supervisor's back are repaired at its next re-read.
+func TestHostsDriftRepaired(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	s := dnsmasq.New(nil, r.dir)
+	s.Netns = r.srv
+	t.Cleanup(func() { _ = s.Apply(ctx, nil) })
+	h1 := model.DHCPHost{MAC: mac1, Hostname: "vm1", Address: a("10.0.0.3")}
+	h2 := model.DHCPHost{MAC: mac2, Hostname: "vm2", Address: a("10.0.0.4")}
+	d := r.dnsmasqPlan(t, h1, h2)
+	must(t, s.Apply(ctx, d))
+	dir := d[0].HostsDir
+	f1, f2 := filepath.Join(dir, d[0].Hosts[0].FileName), filepath.Join(dir, d[0].Hosts[1].FileName)
+	must(t, os.Remove(f1))
+	must(t, os.WriteFile(f2, []byte("fa:16:3e:00:00:02,evil,10.0.0.99\n"), 0o644))
+	stray := filepath.Join(dir, "stray")
+	must(t, os.WriteFile(stray, []byte("fa:16:3e:00:00:09,10.0.0.9\n"), 0o644))
+
+	// Within the recheck interval the supervisor trusts what it wrote.
+	must(t, s.Apply(ctx, d))
+	if _, err := os.Stat(f1); !os.IsNotExist(err) {
+		t.Fatalf("hosts dir re-read before RecheckHosts: %v", err)
+	}
+	s.RecheckHosts = 0
+	must(t, s.Apply(ctx, d))
+	for _, h := range d[0].Hosts {
+		b, err := os.ReadFile(filepath.Join(dir, h.FileName))
+		if err != nil || strings.TrimSpace(string(b)) != h.Line {
+			t.Errorf("%s = %q, %v; want %q", h.FileName, b, err, h.Line)
+		}
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Errorf("stray host file left: %v", err)
+	}
+	if s.Reloads != 1 {
+		t.Errorf("reloads = %d, want 1 (dnsmasq must forget the stray and changed entries)", s.Reloads)
+	}
+	if got := r.lease(t, mac2); !strings.HasPrefix(got, "10.0.0.4 ") {
+		t.Errorf("vm2 after repair got %q, want 10.0.0.4", got)
+	}
+}
