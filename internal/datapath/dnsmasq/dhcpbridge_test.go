@@ -17,6 +17,8 @@ import (
 	"novanet/internal/plan"
 )
 
+const mac3 = "fa:16:3e:00:00:03"
+
 // TestMain lets this test binary be dnsmasq's --dhcp-script: run through
 // a link named novanet-dhcpbridge it is the real dhcpbridge.Main, as the
 // novanet binary is (cmd/novanet dispatches the same way), without
@@ -121,14 +123,21 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	must(t, s.Release(ctx, "br100", a("10.0.0.1"), mac2, a("10.0.0.4")))
 	del := model.LeaseEvent{Action: model.LeaseDel, MAC: mac2, Address: a("10.0.0.4"), Hostname: "vm2"}
 	waitFor(t, "del event for the released vm2 lease", func() bool { return agent.has(del) })
+	// The address is free at once: a new VM gets it right away (dnsmasq
+	// refuses an address another MAC still leases).
+	h3 := model.DHCPHost{MAC: mac3, Hostname: "vm3", Address: a("10.0.0.4")}
+	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h3), script)))
+	if got := r.lease(t, mac3); !strings.HasPrefix(got, "10.0.0.4 ") {
+		t.Fatalf("vm3 got %q right after vm2's release, want 10.0.0.4", got)
+	}
 
 	// vm1 moves to another address while dnsmasq still holds its lease:
 	// the changed file needs a SIGHUP, and the old lease must not keep it
 	// on 10.0.0.3.
 	h1.Address = a("10.0.0.5")
-	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h2), script)))
-	if s.Reloads != 1 {
-		t.Errorf("reloads = %d after changing an entry, want 1", s.Reloads)
+	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h3), script)))
+	if s.Reloads != 2 {
+		t.Errorf("reloads = %d after changing an entry, want 2 (vm2 removed, then vm1 changed)", s.Reloads)
 	}
 	if got := r.lease(t, mac1); !strings.HasPrefix(got, "10.0.0.5 ") {
 		t.Errorf("vm1 after its entry changed got %q, want 10.0.0.5", got)
@@ -150,7 +159,7 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("Watch did not report the killed dnsmasq")
 	}
-	err = s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h2), script))
+	err = s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h3), script))
 	if err == nil || !strings.Contains(err.Error(), "next start attempt") {
 		t.Fatalf("apply right after a death soon after start: %v, want the backoff", err)
 	}
@@ -164,7 +173,7 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	if waited := time.Since(refused); waited < 800*time.Millisecond {
 		t.Errorf("Watch asked for a repair %s after the refused start, within the 1 s backoff", waited)
 	}
-	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h2), script)))
+	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h3), script)))
 	if n := agent.initCount(); n != 2 {
 		t.Errorf("init calls = %d after the restart, want 2", n)
 	}
