@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -131,6 +132,10 @@ func TestBadInputsAndMissingAgent(t *testing.T) {
 
 func TestSecondListenerIsRefused(t *testing.T) {
 	path := startServer(t, &recorder{})
+	// Other local users must not forge lease events.
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, %v; want 0600", fi.Mode(), err)
+	}
 	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Listen: %v", err)
 	}
