@@ -147,6 +147,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 			s.fail(d.Name)
 			s.log.Warn("dnsmasq exited soon after its start; backing off", "name", d.Name, "up", up.Round(time.Millisecond), "failures", s.failures[d.Name].count)
 		} else {
+			delete(s.failures, d.Name) // it had been stable: start afresh
 			s.log.Warn("dnsmasq exited; restarting", "name", d.Name, "up", up.Round(time.Second))
 		}
 	}
