@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"novanet/internal/model"
@@ -18,17 +19,32 @@ const maxPendingLeases = 4096
 type LeaseHandler struct {
 	a       *Agent
 	pending chan model.LeaseEvent
+
+	mu sync.Mutex
+	// delivered holds the leases (mac|ip) the API has recorded as leased.
+	// With --leasefile-ro dnsmasq reports every renewal as "old": at 5,000
+	// VMs and 120 s leases that is ~80 events a second, and none of them
+	// changes the store once the lease is recorded.
+	delivered map[string]bool
 }
 
 // Leases returns the handler for the dhcpbridge socket; Run its Forward
 // loop alongside the agent.
 func (a *Agent) Leases() *LeaseHandler {
-	return &LeaseHandler{a: a, pending: make(chan model.LeaseEvent, maxPendingLeases)}
+	return &LeaseHandler{a: a, pending: make(chan model.LeaseEvent, maxPendingLeases), delivered: map[string]bool{}}
 }
 
 // HandleLease queues one event for the API.
 func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) error {
 	ev.Host = h.a.cfg.Host
+	if ev.Action == model.LeaseOld {
+		h.mu.Lock()
+		known := h.delivered[leaseKey(ev)]
+		h.mu.Unlock()
+		if known {
+			return nil // a renewal of a lease the store already has
+		}
+	}
 	for {
 		select {
 		case h.pending <- ev:
@@ -75,6 +91,13 @@ func (h *LeaseHandler) Forward(ctx context.Context) {
 			cancel()
 			if err == nil {
 				backoff = 100 * time.Millisecond
+				h.mu.Lock()
+				if ev.Action == model.LeaseDel {
+					delete(h.delivered, leaseKey(ev))
+				} else {
+					h.delivered[leaseKey(ev)] = true
+				}
+				h.mu.Unlock()
 				break
 			}
 			if k := model.KindOf(err); k != 0 {
@@ -93,6 +116,8 @@ func (h *LeaseHandler) Forward(ctx context.Context) {
 		}
 	}
 }
+
+func leaseKey(ev model.LeaseEvent) string { return ev.MAC + "|" + ev.Address.String() }
 
 // LeaseTime is the lease time of the cluster (for dnsmasq's init).
 func (h *LeaseHandler) LeaseTime() time.Duration {
