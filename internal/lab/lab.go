@@ -499,8 +499,10 @@ func killOurs(pid int, mark string) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
+	// A zombie has an empty command line: it has exited even when its
+	// reaper (init, once the CLI that started it is gone) takes its time.
 	for i := 0; i < 100; i++ {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid, mark) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -954,6 +956,12 @@ func (l *Lab) unplug(vm VM) {
 		killOurs(vm.ClientPID, l.clientMark(vm.Name))
 	}
 	ns := l.vmNS(vm.Name)
+	// Deleting the VM's end takes the tap with it at once, as a
+	// hypervisor's unplug does; the namespace itself is torn down by the
+	// kernel asynchronously once its last process has exited.
+	if nsExists(ns) {
+		_ = run("ip", "-n", ns, "link", "del", "eth0")
+	}
 	killNamespace(ns)
 	_ = os.RemoveAll(l.path("vms", vm.Name))
 }

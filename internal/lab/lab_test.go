@@ -227,7 +227,7 @@ func TestSingleHost(t *testing.T) {
 				t.Errorf("vm3 -> outside: %v", err)
 			}
 		})
-		if !strings.Contains(out, "IP 203.0.113.1 > 203.0.113.254") || strings.Contains(out, "IP 10.") {
+		if !strings.Contains(out, ": 203.0.113.1 > 203.0.113.254: ICMP echo request") || strings.Contains(out, ": 10.") {
 			t.Errorf("outside saw %q, want the controller's routing_source_ip 203.0.113.1 as source", out)
 		}
 	})
@@ -639,5 +639,85 @@ func TestDeleteWithoutReleaseWaitsForTimeout(t *testing.T) {
 	vm2 := boot(t, l, "vm2", "compute-1")
 	if vm2.Address != vm1.Address {
 		t.Errorf("vm2 got %s, want the recycled %s", vm2.Address, vm1.Address)
+	}
+}
+
+// TestCLI drives the lab through the novanet binary as an operator would:
+// up, boot, status, exec, delete, down, and the refusals.
+func TestCLI(t *testing.T) {
+	requireLab(t)
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	name := "c" + hex.EncodeToString(r[:])
+	t.Cleanup(func() {
+		if l, err := lab.Open(name, nil); err == nil {
+			_ = l.Down(context.Background())
+		}
+	})
+	novanet := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"lab", "--name", name}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := novanet(args...)
+		if err != nil {
+			t.Fatalf("novanet lab %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	if out := must("status"); !strings.Contains(out, "is down") {
+		t.Errorf("status before up: %q", out)
+	}
+	must("up", "--resync-interval", "2s")
+	if out, err := novanet("up"); err == nil || !strings.Contains(out, "already up") {
+		t.Errorf("second up: %v %q", err, out)
+	}
+	out := must("boot", "v1", "--host", "compute-2")
+	if !strings.Contains(out, "v1 leased 10.0.0.2, router 10.0.0.1, dns 10.0.0.1") {
+		t.Errorf("boot printed %q", out)
+	}
+	if out, err := novanet("boot", "v1", "--host", "compute-1"); err == nil || !strings.Contains(out, "already exists") {
+		t.Errorf("boot of a duplicate name: %v %q", err, out)
+	}
+	if out, err := novanet("boot", "v2", "--host", "compute-9"); err == nil || !strings.Contains(out, "compute-1, compute-2") {
+		t.Errorf("boot on an unknown host: %v %q", err, out)
+	}
+	out = must("status")
+	var row string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "v1 ") {
+			row = strings.Join(strings.Fields(line), " ")
+		}
+	}
+	if !strings.Contains(out, name+"-vm-v1") || !strings.HasPrefix(row, "v1 compute-2 10.0.0.2 10.0.0.2 10.0.0.1 10.0.0.1 10.0.0.1 udhcpc true ") {
+		t.Errorf("status:\n%s", out)
+	}
+	if strings.Contains(out, "false") || strings.Contains(out, "(dead)") {
+		t.Errorf("status shows something down:\n%s", out)
+	}
+	if out := must("exec", "v1", "--", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.0.0.2/24") {
+		t.Errorf("exec in v1: %q", out)
+	}
+	if out := must("exec", "v1", "--", "ping", "-c1", "-W2", lab.OutsideIP); !strings.Contains(out, "1 received") {
+		t.Errorf("v1 -> outside: %q", out)
+	}
+	// exec passes the command's exit status through.
+	if _, err := novanet("exec", "outside", "--", "sh", "-c", "exit 3"); err == nil {
+		t.Error("exec of a failing command exited 0")
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Errorf("exec exit status: %v", err)
+	}
+	if out, err := novanet("exec", "nosuch", "--", "true"); err == nil || !strings.Contains(out, "no host or VM") {
+		t.Errorf("exec in an unknown target: %v %q", err, out)
+	}
+	must("delete", "v1")
+	if out, err := novanet("delete", "v1"); err == nil || !strings.Contains(out, "no VM v1") {
+		t.Errorf("second delete: %v %q", err, out)
+	}
+	must("down")
+	must("down")
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), name+"-") {
+		t.Errorf("namespaces left after down:\n%s", out)
 	}
 }
