@@ -28,7 +28,13 @@ network and eth2 on the VM network, an outside host (203.0.113.254) behind
 the controller's eth0, novanet serve and one novanet agent per host running
 inside them, and VMs as namespaces plugged into their compute's br100 that
 get their address from dnsmasq with busybox udhcpc or dhclient.
-Nothing outside namespaces named <name>-* is touched.`,
+Nothing outside namespaces named <name>-* is touched.
+
+State lives in /run/novanet-lab/<name>/ (configs, tokens, SQLite, logs,
+leases). up refuses a lab that is already up or whose namespaces exist; down
+removes exactly what up and boot made (processes by recorded pid after
+checking their command line, namespaces by name, the state directory) and
+is safe to run twice. Give labs distinct --name to run several at once.`,
 	}
 	cmd.PersistentFlags().StringVar(&name, "name", "nnlab", "lab name (prefix of every namespace it makes)")
 	open := func(cmd *cobra.Command) (*lab.Lab, error) {

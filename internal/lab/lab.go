@@ -112,12 +112,49 @@ func Open(name string, out io.Writer) (*Lab, error) {
 		out = io.Discard
 	}
 	l := &Lab{Name: name, Dir: filepath.Join(RootDir, name), Out: out}
-	if b, err := os.ReadFile(filepath.Join(l.Dir, "lab.json")); err == nil {
-		if err := json.Unmarshal(b, &l.st); err != nil {
-			return nil, fmt.Errorf("lab %s: corrupt %s: %w; run `novanet lab down --name %s`", name, filepath.Join(l.Dir, "lab.json"), err, name)
-		}
+	if err := l.load(); err != nil {
+		return nil, err
 	}
 	return l, nil
+}
+
+// load reads the lab's state from disk (empty when the lab is down).
+func (l *Lab) load() error {
+	l.st = State{}
+	b, err := os.ReadFile(l.path("lab.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &l.st)
+	}
+	if err != nil {
+		return fmt.Errorf("lab %s: unreadable %s: %w; run `novanet lab down --name %s`", l.Name, l.path("lab.json"), err, l.Name)
+	}
+	return nil
+}
+
+// lock serializes the labs' state changes across processes (`novanet lab
+// boot a & novanet lab boot b`) and reloads the state under the lock. It
+// flocks RootDir itself, so nothing is left behind by down.
+func (l *Lab) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(RootDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", RootDir, err)
+	}
+	f, err := os.Open(RootDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", RootDir, err)
+	}
+	unlock = func() { f.Close() } // closing the descriptor drops the lock
+	if err := l.load(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // Namespace returns the namespace of a host ("controller", "compute-1",
@@ -197,10 +234,19 @@ func token() string {
 
 // Up builds the topology and starts serve and the agents. bin is the
 // novanet binary to run inside the namespaces.
-func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
+func (l *Lab) Up(ctx context.Context, bin string, o Options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root (network namespaces); run it with sudo")
 	}
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.up(ctx, bin, o)
+}
+
+func (l *Lab) up(ctx context.Context, bin string, o Options) (err error) {
 	for _, tool := range []string{"ip", "dnsmasq", "iptables-restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("the lab needs %s: run scripts/install-deps.sh", tool)
@@ -237,7 +283,7 @@ func (l *Lab) Up(ctx context.Context, bin string, o Options) (err error) {
 	defer func() {
 		if err != nil {
 			l.printf("up failed: %v; tearing down what was made", err)
-			_ = l.Down(context.Background())
+			_ = l.down()
 		}
 	}()
 
@@ -453,6 +499,11 @@ func (l *Lab) startDaemon(key, host, cmd string) error {
 
 // StopDaemon stops serve ("serve") or an agent ("agent-compute-1").
 func (l *Lab) StopDaemon(key string) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	pid, ok := l.st.PIDs[key]
 	if !ok {
 		return fmt.Errorf("no %s in lab %s", key, l.Name)
@@ -464,6 +515,17 @@ func (l *Lab) StopDaemon(key string) error {
 
 // StartDaemon starts serve or an agent again after StopDaemon.
 func (l *Lab) StartDaemon(key string) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !l.IsUp() {
+		return fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
+	}
+	if _, ok := l.st.PIDs[key]; ok {
+		return fmt.Errorf("%s of lab %s is already started", key, l.Name)
+	}
 	if key == "serve" {
 		return l.startDaemon("serve", "controller", "serve")
 	}
@@ -613,6 +675,14 @@ type VMSpec struct{ Name, Host, Client string }
 // BootMany boots VMs at once (API boots in parallel, plugs, DHCP clients)
 // and waits up to wait for all their leases.
 func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) ([]VM, error) {
+	if !l.IsUp() { // before the lock, which needs root
+		return nil, fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
+	}
+	unlock, err := l.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if !l.IsUp() {
 		return nil, fmt.Errorf("lab %s is not up: run `novanet lab up` first", l.Name)
 	}
@@ -937,6 +1007,11 @@ func (l *Lab) Renew(name string) error {
 
 // Delete deletes the instance through the API and unplugs the VM.
 func (l *Lab) Delete(ctx context.Context, name string) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	i := slices.IndexFunc(l.st.VMs, func(v VM) bool { return v.Name == name })
 	if i < 0 {
 		return fmt.Errorf("no VM %s in lab %s", name, l.Name)
@@ -985,6 +1060,15 @@ func killNamespace(ns string) {
 // Down removes everything up and boot made, by name. It is safe to run
 // twice and on a half-built lab.
 func (l *Lab) Down(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.down()
+}
+
+func (l *Lab) down() error {
 	for _, vm := range l.st.VMs {
 		l.unplug(vm)
 	}

@@ -711,6 +711,25 @@ func TestCLI(t *testing.T) {
 	if out, err := novanet("exec", "nosuch", "--", "true"); err == nil || !strings.Contains(out, "no host or VM") {
 		t.Errorf("exec in an unknown target: %v %q", err, out)
 	}
+	// Two operators booting at once: both VMs end up in the lab's state.
+	errs := make(chan error, 2)
+	for _, vm := range []string{"v2", "v3"} {
+		go func() {
+			out, err := novanet("boot", vm, "--host", "compute-1")
+			if err != nil {
+				err = fmt.Errorf("boot %s: %w\n%s", vm, err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if l, err := lab.Open(name, nil); err != nil || len(l.State().VMs) != 3 {
+		t.Errorf("after concurrent boots the lab holds %+v (%v), want v1, v2 and v3", l.State().VMs, err)
+	}
 	must("delete", "v1")
 	if out, err := novanet("delete", "v1"); err == nil || !strings.Contains(out, "no VM v1") {
 		t.Errorf("second delete: %v %q", err, out)
