@@ -161,7 +161,11 @@ func (l *Lab) lock() (unlock func(), err error) {
 // "compute-2", "outside") or VM.
 func (l *Lab) Namespace(target string) (string, error) {
 	if t, ok := hostTag[target]; ok {
-		return l.Name + "-" + t, nil
+		ns := l.Name + "-" + t
+		if !nsExists(ns) {
+			return "", fmt.Errorf("lab %s is not up (no namespace %s): run `novanet lab up --name %s`", l.Name, ns, l.Name)
+		}
+		return ns, nil
 	}
 	for _, vm := range l.st.VMs {
 		if vm.Name == target {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -153,6 +154,13 @@ func fastOptions() lab.Options {
 }
 
 func TestSingleHost(t *testing.T) {
+	requireLab(t)
+	root := rootState(t)
+	t.Cleanup(func() { // runs after the lab's down
+		if after := rootState(t); after != root {
+			t.Errorf("the root namespace changed across up, boot, delete, down:\n--- before\n%s\n--- after\n%s", root, after)
+		}
+	})
 	l := up(t, fastOptions())
 	ctx := context.Background()
 	vms := []lab.VM{boot(t, l, "vm1", "compute-1"), boot(t, l, "vm2", "compute-1"), boot(t, l, "vm3", "compute-2")}
@@ -274,13 +282,15 @@ func TestSingleHost(t *testing.T) {
 		in(t, l, "controller", "iptables", "-t", "nat", "-F", "nova-network-snat")
 		pid := dnsmasqPid(t, l, "controller")
 		_ = exec.Command("kill", "-9", strconv.Itoa(pid)).Run()
-		deadline := time.Now().Add(8 * time.Second)
+		start := time.Now()
+		deadline := start.Add(8 * time.Second) // resync interval 2 s
 		for {
 			got := kernelState(t, l)
 			if strings.Contains(got, "nova-network-snat -s 10.0.0.0/24") && dnsmasqPid(t, l, "controller") != pid {
 				if strings.Count(got, "\n") != strings.Count(want, "\n") {
 					t.Errorf("repaired state differs:\n%s\n--- want\n%s", got, want)
 				}
+				t.Logf("flushed SNAT chain and killed dnsmasq repaired in %s", time.Since(start).Round(10*time.Millisecond))
 				break
 			}
 			if time.Now().After(deadline) {
@@ -348,6 +358,29 @@ func TestSingleHost(t *testing.T) {
 			t.Errorf("vm1 -> gateway with the API down: %v", err)
 		}
 	})
+}
+
+// rootState is what the lab must never touch in the root namespace:
+// links, routes, firewall rules (without counters), forwarding sysctls.
+func rootState(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	counters := regexp.MustCompile(`\[\d+:\d+\]`)
+	for _, c := range [][]string{
+		{"ip", "-o", "link", "show"}, {"ip", "-4", "route", "show", "table", "all"}, {"ip", "-6", "route", "show", "table", "all"},
+		{"iptables-save"}, {"sysctl", "net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"},
+	} {
+		out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(line, "#") {
+				b.WriteString(counters.ReplaceAllString(line, "") + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 // guestHas checks the VM's kernel: the address on eth0 and the default
@@ -594,6 +627,9 @@ func TestBadInputs(t *testing.T) {
 	}
 	if _, err := l.Namespace("nosuchhost"); err == nil {
 		t.Error("unknown exec target accepted")
+	}
+	if _, err := l.Namespace("controller"); err == nil || !strings.Contains(err.Error(), "not up") {
+		t.Errorf("exec on a lab that is down: %v", err)
 	}
 }
 
