@@ -61,6 +61,11 @@ else
   for h in compute-1 compute-2; do
     printf '%-10s %s\n' "$h" "$($N exec $h -- ip -4 -o addr show br100 | awk '{print $4}' | xargs)"
   done
+  step "vm3 pings the outside host; compute-2 NATs it to its own 192.168.56.202 (tcpdump on its eth1)"
+  $N exec compute-2 -- timeout 5 tcpdump -nl -c1 -i eth1 'icmp[icmptype] == icmp-echo' 2>/dev/null &
+  sleep 1
+  p vm3 203.0.113.254 "out through compute-2, then the controller as the site's router"
+  wait
 fi
 
 step "delete vm3, boot vm4 on compute-2: with force_dhcp_release it gets the address back at once"

@@ -561,26 +561,13 @@ func TestMultiHost(t *testing.T) {
 	}
 	// Each compute does its own NAT: vm1's traffic to the outside leaves
 	// compute-1 with compute-1's own address as its source.
-	ns, _ := l.Namespace("compute-1")
-	td := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-nl", "-i", "eth1", "-c", "1", "icmp[icmptype] == icmp-echo")
-	var out strings.Builder
-	td.Stdout = &out
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	if err := ping(l, "vm1", lab.OutsideIP); err != nil {
-		t.Errorf("vm1 -> outside in multi-host mode: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- td.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = td.Process.Kill()
-	}
-	if !strings.Contains(out.String(), "IP 192.168.56.201 > "+lab.OutsideIP) {
-		t.Errorf("compute-1's eth1 saw %q, want vm1's ping SNATed to compute-1's 192.168.56.201", out.String())
+	out := capture(t, l, "compute-1", "eth1", "icmp[icmptype] == icmp-echo", func() {
+		if err := ping(l, "vm1", lab.OutsideIP); err != nil {
+			t.Errorf("vm1 -> outside in multi-host mode: %v", err)
+		}
+	})
+	if !strings.Contains(out, ": 192.168.56.201 > "+lab.OutsideIP+": ICMP echo request") || strings.Contains(out, ": 10.") {
+		t.Errorf("compute-1's eth1 saw %q, want vm1's ping SNATed to compute-1's 192.168.56.201", out)
 	}
 }
 
