@@ -101,6 +101,8 @@ type Lab struct {
 	Dir  string
 	Out  io.Writer // progress lines
 	st   State
+	// loadErr is why Open could not read the state.
+	loadErr error
 }
 
 // Open returns the lab with this name (up or not).
@@ -112,9 +114,9 @@ func Open(name string, out io.Writer) (*Lab, error) {
 		out = io.Discard
 	}
 	l := &Lab{Name: name, Dir: filepath.Join(RootDir, name), Out: out}
-	if err := l.load(); err != nil {
-		return nil, err
-	}
+	// An unreadable state is reported by every call but Down, which
+	// removes the lab by name regardless.
+	l.loadErr = l.load()
 	return l, nil
 }
 
@@ -134,10 +136,10 @@ func (l *Lab) load() error {
 	return nil
 }
 
-// lock serializes the labs' state changes across processes (`novanet lab
-// boot a & novanet lab boot b`) and reloads the state under the lock. It
-// flocks RootDir itself, so nothing is left behind by down.
-func (l *Lab) lock() (unlock func(), err error) {
+// lockDir serializes the labs' state changes across processes (`novanet
+// lab boot a & novanet lab boot b`). It flocks RootDir itself, so nothing
+// is left behind by down.
+func (l *Lab) lockDir() (unlock func(), err error) {
 	if err := os.MkdirAll(RootDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", RootDir, err)
 	}
@@ -149,7 +151,14 @@ func (l *Lab) lock() (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", RootDir, err)
 	}
-	unlock = func() { f.Close() } // closing the descriptor drops the lock
+	return func() { f.Close() }, nil // closing the descriptor drops the lock
+}
+
+// lock takes lockDir and reloads the state under it.
+func (l *Lab) lock() (unlock func(), err error) {
+	if unlock, err = l.lockDir(); err != nil {
+		return nil, err
+	}
 	if err := l.load(); err != nil {
 		unlock()
 		return nil, err
@@ -1064,11 +1073,15 @@ func killNamespace(ns string) {
 // Down removes everything up and boot made, by name. It is safe to run
 // twice and on a half-built lab.
 func (l *Lab) Down(ctx context.Context) error {
-	unlock, err := l.lock()
+	unlock, err := l.lockDir()
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if err := l.load(); err != nil {
+		// Unreadable state: still remove everything named after the lab.
+		l.printf("%v; removing the lab's namespaces and directory by name", err)
+	}
 	return l.down()
 }
 
@@ -1137,6 +1150,9 @@ type VMStatus struct {
 // Status reports the lab's namespaces, daemons and VMs; the store's
 // leased flag comes from the API when serve answers.
 func (l *Lab) Status(ctx context.Context) (Status, error) {
+	if l.loadErr != nil {
+		return Status{Name: l.Name, Up: l.IsUp()}, l.loadErr
+	}
 	st := Status{Name: l.Name, Up: l.IsUp()}
 	roles := []string{"switch", "controller", "compute-1", "compute-2", "outside"}
 	for i, ns := range l.allHostNS() {

@@ -599,6 +599,38 @@ func TestUpTwiceIsRefusedAndDownIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestDownWithUnreadableState: down removes a lab by name even when its
+// state file is garbage, processes inside its namespaces included.
+func TestDownWithUnreadableState(t *testing.T) {
+	l := up(t, fastOptions())
+	boot(t, l, "vm1", "compute-1")
+	if err := os.WriteFile(filepath.Join(l.Dir, "lab.json"), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := lab.Open(l.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Boot(context.Background(), "vm2", "compute-1"); err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Errorf("boot on an unreadable state: %v", err)
+	}
+	if _, err := again.Status(context.Background()); err == nil {
+		t.Error("status on an unreadable state reported no error")
+	}
+	if err := again.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), l.Name+"-") {
+		t.Errorf("namespaces left:\n%s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-af", l.Dir+"/").Output(); len(out) > 0 {
+		t.Errorf("processes of the lab left:\n%s", out)
+	}
+	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s left", l.Dir)
+	}
+}
+
 func TestBadInputs(t *testing.T) {
 	for _, name := range []string{"", "UPPER", "has-dash", "waytoolongname", "1digit"} {
 		if _, err := lab.Open(name, nil); err == nil {
