@@ -1174,6 +1174,19 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		pid := l.st.PIDs[k]
 		st.Daemons = append(st.Daemons, DaemonStatus{Key: k, PID: pid, Running: alive(pid, l.daemonMark(k))})
 	}
+	// The agents' dnsmasqs, one per bridge, from their pid files.
+	for _, h := range Hosts {
+		files, _ := filepath.Glob(l.path(h, "networks", "nova-*.pid"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid <= 0 {
+				continue
+			}
+			bridge := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "nova-"), ".pid")
+			st.Daemons = append(st.Daemons, DaemonStatus{Key: "dnsmasq-" + bridge + "-" + h, PID: pid, Running: alive(pid, f)})
+		}
+	}
 	c := l.Client()
 	for _, vm := range l.st.VMs {
 		vs := VMStatus{VM: vm, ClientRunning: vm.ClientPID > 0 && alive(vm.ClientPID, l.clientMark(vm.Name))}

@@ -183,8 +183,11 @@ func TestSingleHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !st.Up || st.APIError != "" || len(st.Namespaces) != 5+len(vms) || len(st.Daemons) != 4 || len(st.VMs) != len(vms) {
+		if !st.Up || st.APIError != "" || len(st.Namespaces) != 5+len(vms) || len(st.Daemons) != 5 || len(st.VMs) != len(vms) {
 			t.Fatalf("status %+v", st)
+		}
+		if d := st.Daemons[4]; d.Key != "dnsmasq-br100-controller" || d.PID != dnsmasqPid(t, l, "controller") {
+			t.Errorf("status shows %+v, want the controller's dnsmasq", d)
 		}
 		for _, ns := range st.Namespaces {
 			if !ns.Exists {
