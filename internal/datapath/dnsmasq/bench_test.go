@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,10 +15,10 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-	"github.com/vishvananda/netns"
 
 	"novanet/internal/datapath/dnsmasq"
 	"novanet/internal/model"
+	"novanet/internal/netnsdo"
 	"novanet/internal/nettest"
 	"novanet/internal/plan"
 )
@@ -204,43 +203,16 @@ func goClient(b *testing.B, ns, mac string) *nclient4.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	type result struct {
-		c   *nclient4.Client
-		err error
+	var c *nclient4.Client
+	err = netnsdo.Do(ns, func() error {
+		var err error
+		c, err = nclient4.New("eth0", nclient4.WithHWAddr(hw), nclient4.WithTimeout(200*time.Millisecond), nclient4.WithRetry(50))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		c, err := nclient4.New("eth0", nclient4.WithHWAddr(hw), nclient4.WithTimeout(200*time.Millisecond), nclient4.WithRetry(50))
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		b.Fatal(r.err)
-	}
-	return r.c
+	return c
 }
 
 // BenchmarkDHCPServerAt5000 is the DHCP path without a guest's pacing:

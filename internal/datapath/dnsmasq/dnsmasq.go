@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +26,10 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"novanet/internal/dhcpbridge"
+	"novanet/internal/netnsdo"
 	"novanet/internal/plan"
 )
 
@@ -431,7 +430,7 @@ func (s *Supervisor) Release(ctx context.Context, bridge string, server netip.Ad
 	if s.Netns == "" {
 		return send()
 	}
-	return inNamespace(s.Netns, send)
+	return netnsdo.Do(s.Netns, send)
 }
 
 func sendOnDevice(dev string, server netip.Addr, payload []byte) error {
@@ -448,39 +447,4 @@ func sendOnDevice(dev string, server netip.Addr, payload []byte) error {
 		return fmt.Errorf("send release to %s on %s: %w", server, dev, err)
 	}
 	return nil
-}
-
-// inNamespace runs f on a thread switched into the named namespace.
-func inNamespace(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open namespace %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
-			return
-		}
-		err = f()
-		// Back home before the thread serves other goroutines; if that
-		// fails the thread stays locked and dies with this goroutine.
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
 }
