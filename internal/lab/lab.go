@@ -38,6 +38,7 @@ import (
 
 	"novanet/internal/client"
 	"novanet/internal/model"
+	"novanet/internal/netnsdo"
 )
 
 // Hosts of the topology and their management addresses.
@@ -620,43 +621,17 @@ func (l *Lab) clientWithToken(tok string) *client.Client {
 // dialIn opens a connection from inside a namespace: the socket keeps the
 // namespace it was created in.
 func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("lab namespace %s: %w; is the lab up?", ns, err)}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
+	var c net.Conn
+	err := netnsdo.Do(ns, func() error {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		// Back home before the thread serves other goroutines; if that
-		// fails the thread stays locked and dies with this goroutine.
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil && !nsExists(ns) {
+		return nil, fmt.Errorf("lab namespace %s is gone; is the lab up? (%w)", ns, err)
+	}
+	return c, err
 }
 
 func (l *Lab) waitAPI(ctx context.Context) error {
