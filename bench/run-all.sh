@@ -9,7 +9,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /pro
 go test -run XXX -bench . -benchtime 200x ./internal/manager
 go test -run XXX -bench . ./internal/plan
 go test -run XXX -bench 'BaselineNova' -benchtime 5x ./internal/agent
-NOVANET_BENCH_DIR=/run go test -run XXX -bench 'Converge' -benchtime 200x ./internal/agent
+NOVANET_BENCH_DIR=/run go test -run XXX -bench 'Converge|HostStateDecode' -benchtime 200x ./internal/agent
 go test -run XXX -bench 'DHCP|Apply' -benchtime 30x ./internal/datapath/dnsmasq 2>&1 | grep -v ' INFO '
 go test -run XXX -bench 'ScriptEvent' -benchtime 300x ./internal/dhcpbridge
 go test -run XXX -bench 'BootStorm' -benchtime 3x ./internal/lab

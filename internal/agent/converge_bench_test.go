@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -130,6 +131,27 @@ func BenchmarkConvergeOneMoreInstance(b *testing.B) {
 			b.StopTimer()
 			if fw.Restores != restores {
 				b.Errorf("adding instances ran iptables-restore %d times", fw.Restores-restores)
+			}
+		})
+	}
+}
+
+// BenchmarkHostStateDecode is the part of a sync the converge benchmark
+// leaves out: decoding the whole host state the API sends on every
+// revision (the agent fetches it whole).
+func BenchmarkHostStateDecode(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		body, err := json.Marshal(hostState(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var st model.HostState
+				if err := json.Unmarshal(body, &st); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
