@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -79,74 +78,94 @@ func (r *rig) leaseOnce(b *testing.B, mac string, want netip.Addr) {
 	}
 }
 
-// BenchmarkDHCPNewHostAt5000 times one new VM's boot to lease with 5,000
-// entries already served: novanet's way (one new file in --dhcp-hostsdir,
-// picked up by inotify) beside nova's (rewrite the --dhcp-hostsfile and
-// SIGHUP dnsmasq), in the same run. Both include a real busybox udhcpc
-// exchange.
-func BenchmarkDHCPNewHostAt5000(b *testing.B) {
-	b.Run("novanet-hostsdir", func(b *testing.B) {
-		r := benchRig(b)
-		ctx := context.Background()
-		s := dnsmasq.New(nil, r.dir)
-		s.Netns = r.srv
-		b.Cleanup(func() { _ = s.Apply(ctx, nil) })
-		hosts := make([]model.DHCPHost, 0, served+b.N)
-		for i := range served {
-			hosts = append(hosts, servedHost(i))
-		}
+// hostsdirServer starts the supervisor's dnsmasq serving 5,000 entries and
+// returns how to add host i (novanet's way: one new file in
+// --dhcp-hostsdir, picked up by inotify).
+func hostsdirServer(b *testing.B, r *rig) (add func(i int)) {
+	ctx := context.Background()
+	s := dnsmasq.New(nil, r.dir)
+	s.Netns = r.srv
+	b.Cleanup(func() { _ = s.Apply(ctx, nil) })
+	hosts := make([]model.DHCPHost, 0, served+b.N)
+	for i := range served {
+		hosts = append(hosts, servedHost(i))
+	}
+	apply := func() {
 		d := r.dnsmasqPlan(b, hosts...)
 		d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
 		if err := s.Apply(ctx, d); err != nil {
 			b.Fatal(err)
 		}
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			hosts = append(hosts, newClientHost(i))
-			d := r.dnsmasqPlan(b, hosts...)
-			d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
-			if err := s.Apply(ctx, d); err != nil {
-				b.Fatal(err)
-			}
-			r.leaseOnce(b, newClientMAC(i), newClientHost(i).Address)
-		}
-	})
-	b.Run("nova-hostsfile-sighup", func(b *testing.B) {
-		r := benchRig(b)
-		file := filepath.Join(r.dir, "nova-br100.conf")
-		var lines strings.Builder
-		for i := range served {
-			h := servedHost(i)
-			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
-		}
-		if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
+	}
+	apply()
+	return func(i int) {
+		hosts = append(hosts, newClientHost(i))
+		apply()
+	}
+}
+
+// hostsfileServer starts dnsmasq the way nova ran it, with a 5,000-line
+// --dhcp-hostsfile, and returns how to add host i (nova's way: rewrite the
+// whole file and SIGHUP dnsmasq).
+func hostsfileServer(b *testing.B, r *rig) (add func(i int)) {
+	file := filepath.Join(r.dir, "nova-br100.conf")
+	var lines strings.Builder
+	for i := range served {
+		h := servedHost(i)
+		fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
+	}
+	if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := nettest.Cmd(r.srv, append([]string{"dnsmasq"}, r.args("--dhcp-hostsfile="+file)...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("dnsmasq: %v: %s", err, out)
+	}
+	pidb, _ := os.ReadFile(filepath.Join(r.dir, "nova-br100.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+	b.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGTERM) })
+	time.Sleep(200 * time.Millisecond)
+	return func(i int) {
+		h := newClientHost(i)
+		fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(lines.String()), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		cmd := nettest.Cmd(r.srv, append([]string{"dnsmasq"}, r.args("--dhcp-hostsfile="+file)...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("dnsmasq: %v: %s", err, out)
+		if err := os.Rename(tmp, file); err != nil {
+			b.Fatal(err)
 		}
-		pidb, _ := os.ReadFile(filepath.Join(r.dir, "nova-br100.pid"))
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-		b.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGTERM) })
-		time.Sleep(200 * time.Millisecond)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			h := newClientHost(i)
-			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
-			// nova rewrote the whole file and signalled dnsmasq.
-			tmp := file + ".tmp"
-			if err := os.WriteFile(tmp, []byte(lines.String()), 0o644); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.Rename(tmp, file); err != nil {
-				b.Fatal(err)
-			}
-			if err := exec.Command("kill", "-HUP", strconv.Itoa(pid)).Run(); err != nil {
-				b.Fatal(err)
-			}
-			r.leaseOnce(b, newClientMAC(i), h.Address)
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			b.Fatal(err)
 		}
+	}
+}
+
+// dhcpPath runs one new host per iteration through both servers, with
+// exchange as the guest's side.
+func dhcpPath(b *testing.B, exchange func(b *testing.B, r *rig, i int)) {
+	for _, srv := range []struct {
+		name  string
+		start func(*testing.B, *rig) func(int)
+	}{{"novanet-hostsdir", hostsdirServer}, {"nova-hostsfile-sighup", hostsfileServer}} {
+		b.Run(srv.name, func(b *testing.B) {
+			r := benchRig(b)
+			add := srv.start(b, r)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				add(i)
+				exchange(b, r, i)
+			}
+		})
+	}
+}
+
+// BenchmarkDHCPNewHostAt5000 times one new VM's boot to lease with 5,000
+// entries already served, novanet's way beside nova's in the same run,
+// with a real busybox udhcpc exchange as a cirros guest would run it.
+func BenchmarkDHCPNewHostAt5000(b *testing.B) {
+	dhcpPath(b, func(b *testing.B, r *rig, i int) {
+		r.leaseOnce(b, newClientMAC(i), newClientHost(i).Address)
 	})
 }
 
@@ -221,7 +240,7 @@ func goClient(b *testing.B, ns, mac string) *nclient4.Client {
 // every 200 ms, while dnsmasq serves 5,000 entries. novanet's hostsdir
 // beside nova's hosts file rewrite + SIGHUP, in the same run.
 func BenchmarkDHCPServerAt5000(b *testing.B) {
-	exchange := func(b *testing.B, r *rig, i int) {
+	dhcpPath(b, func(b *testing.B, r *rig, i int) {
 		c := goClient(b, r.cli, newClientMAC(i))
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -232,68 +251,6 @@ func BenchmarkDHCPServerAt5000(b *testing.B) {
 		}
 		if got, want := lease.ACK.YourIPAddr.String(), newClientHost(i).Address.String(); got != want {
 			b.Fatalf("ACK gave %s, want %s", got, want)
-		}
-	}
-	b.Run("novanet-hostsdir", func(b *testing.B) {
-		r := benchRig(b)
-		ctx := context.Background()
-		s := dnsmasq.New(nil, r.dir)
-		s.Netns = r.srv
-		b.Cleanup(func() { _ = s.Apply(ctx, nil) })
-		hosts := make([]model.DHCPHost, 0, served+b.N)
-		for i := range served {
-			hosts = append(hosts, servedHost(i))
-		}
-		d := r.dnsmasqPlan(b, hosts...)
-		d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
-		if err := s.Apply(ctx, d); err != nil {
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			hosts = append(hosts, newClientHost(i))
-			d := r.dnsmasqPlan(b, hosts...)
-			d[0].Args = r.args("--dhcp-hostsdir=" + d[0].HostsDir)
-			if err := s.Apply(ctx, d); err != nil {
-				b.Fatal(err)
-			}
-			exchange(b, r, i)
-		}
-	})
-	b.Run("nova-hostsfile-sighup", func(b *testing.B) {
-		r := benchRig(b)
-		file := filepath.Join(r.dir, "nova-br100.conf")
-		var lines strings.Builder
-		for i := range served {
-			h := servedHost(i)
-			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
-		}
-		if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		cmd := nettest.Cmd(r.srv, append([]string{"dnsmasq"}, r.args("--dhcp-hostsfile="+file)...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("dnsmasq: %v: %s", err, out)
-		}
-		pidb, _ := os.ReadFile(filepath.Join(r.dir, "nova-br100.pid"))
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-		b.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGTERM) })
-		time.Sleep(200 * time.Millisecond)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			h := newClientHost(i)
-			fmt.Fprintf(&lines, "%s,%s.novalocal,%s\n", h.MAC, h.Hostname, h.Address)
-			tmp := file + ".tmp"
-			if err := os.WriteFile(tmp, []byte(lines.String()), 0o644); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.Rename(tmp, file); err != nil {
-				b.Fatal(err)
-			}
-			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-				b.Fatal(err)
-			}
-			exchange(b, r, i)
 		}
 	})
 }
