@@ -39,7 +39,7 @@ func hostState(n int) model.HostState {
 func instance(i int) model.HostInstance {
 	a := netip.AddrFrom4([4]byte{10, 0, byte(1 + i/250), byte(2 + i%250)})
 	return model.HostInstance{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Hostname: fmt.Sprintf("vm-%d", i),
-		Address: a, MAC: fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), Device: fmt.Sprintf("tap%011d", i)}
+		Address: a, MAC: randomMAC(i), Device: fmt.Sprintf("tap%011d", i)}
 }
 
 // enter switches the calling goroutine's thread into ns until leave.
@@ -155,4 +155,12 @@ func BenchmarkHostStateDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// randomMAC is instance i's MAC, scattered as real random MACs are (so
+// MAC order and address order differ) but unique: odd multipliers are
+// bijective modulo 2^24.
+func randomMAC(i int) string {
+	h := uint32(i) * 2654435761 & 0xffffff
+	return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", h>>16&0xff, h>>8&0xff, h&0xff)
 }

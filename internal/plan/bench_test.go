@@ -19,7 +19,7 @@ func hostWithInstances(n int) (model.HostState, Options) {
 	for i := 0; i < n; i++ {
 		addr := netip.AddrFrom4([4]byte{base[0], base[1] + byte(i/256), byte(i % 256), base[3]})
 		in := vm(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("vm-%d", i), addr.String(),
-			fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), fmt.Sprintf("tap%011d", i))
+			randomMAC(i), fmt.Sprintf("tap%011d", i))
 		hn.Instances = append(hn.Instances, in)
 		hn.DHCPHosts = append(hn.DHCPHosts, dhcpHost(in))
 	}
@@ -38,4 +38,12 @@ func BenchmarkBuild(b *testing.B) {
 			}
 		})
 	}
+}
+
+// randomMAC is instance i's MAC, scattered as real random MACs are (so
+// MAC order and address order differ) but unique: odd multipliers are
+// bijective modulo 2^24.
+func randomMAC(i int) string {
+	h := uint32(i) * 2654435761 & 0xffffff
+	return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", h>>16&0xff, h>>8&0xff, h&0xff)
 }

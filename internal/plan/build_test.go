@@ -238,7 +238,7 @@ func TestControllerMatchesSeedListing(t *testing.T) {
 	if !reflect.DeepEqual(d.Args, want) {
 		t.Errorf("dnsmasq args\n got %q\nwant %q", d.Args, want)
 	}
-	if len(d.Hosts) != 3 || d.Hosts[0].Line != "fa:16:3e:00:00:02,vm-2.novalocal,10.0.0.3" {
+	if len(d.Hosts) != 3 || d.Hosts[0].Line != "fa:16:3e:2c:e8:ec,cirros.novalocal,10.0.0.2" {
 		t.Errorf("hosts = %+v", d.Hosts)
 	}
 	if got := pl.Bridges[0].Addresses; len(got) != 1 || got[0] != p("10.0.0.1/24") {
