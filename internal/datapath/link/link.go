@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 
@@ -40,6 +42,8 @@ type Links struct {
 	// with 5,000 taps as with 5; the port watch (a tap appearing, leaving
 	// or losing its bridge) and full applies correct it.
 	attached map[string]string
+	// modprobed: br_netfilter loading was tried (once per process).
+	modprobed bool
 	// Changes counts kernel changes made (tests: a second identical
 	// apply must make none).
 	Changes int
@@ -93,7 +97,7 @@ func (l *Links) ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bo
 		for _, p := range b.Ports {
 			ports[p.Device] = b.Name
 		}
-		if err := l.applyBridge(b, full); err != nil {
+		if err := l.applyBridge(ctx, b, full); err != nil {
 			errs = append(errs, fmt.Errorf("bridge %s: %w", b.Name, err))
 		}
 	}
@@ -106,7 +110,7 @@ func (l *Links) ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bo
 	return errors.Join(errs...)
 }
 
-func (l *Links) applyBridge(b plan.Bridge, full bool) error {
+func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error {
 	br, err := l.h.LinkByName(b.Name)
 	if notFound(err) {
 		attrs := netlink.NewLinkAttrs()
@@ -140,7 +144,7 @@ func (l *Links) applyBridge(b plan.Bridge, full bool) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := l.applyAddresses(br, b); err != nil {
+	if err := l.applyAddresses(ctx, br, b); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range b.Ports {
@@ -231,7 +235,7 @@ func (l *Links) moveAddresses(from, to netlink.Link) error {
 	return nil
 }
 
-func (l *Links) applyAddresses(br netlink.Link, b plan.Bridge) error {
+func (l *Links) applyAddresses(ctx context.Context, br netlink.Link, b plan.Bridge) error {
 	have, err := l.h.AddrList(br, unix.AF_INET)
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
@@ -242,9 +246,17 @@ func (l *Links) applyAddresses(br netlink.Link, b plan.Bridge) error {
 	}
 	added := l.added[b.Name]
 	if added == nil {
-		added = map[string]bool{}
+		// First sight of this bridge since the process started: what a
+		// previous agent added is recorded on the bridge itself.
+		added = recordedAddrs(br.Attrs().Alias)
 		l.added[b.Name] = added
 	}
+	defer func() {
+		if err := l.record(br, added); err != nil {
+			l.log.Warn("could not record the bridge's planned addresses; a restarted agent will not remove them when they leave the plan",
+				"bridge", b.Name, "err", err)
+		}
+	}()
 	want := map[string]bool{}
 	for _, p := range b.Addresses {
 		key := p.String()
@@ -267,6 +279,9 @@ func (l *Links) applyAddresses(br netlink.Link, b plan.Bridge) error {
 			continue
 		}
 		if a, ok := present[key]; ok {
+			if err := l.keepSecondaries(ctx, br, a, have); err != nil {
+				return fmt.Errorf("remove %s: %w", key, err)
+			}
 			if err := l.h.AddrDel(br, &a); err != nil {
 				return fmt.Errorf("remove %s: %w", key, err)
 			}
@@ -275,6 +290,92 @@ func (l *Links) applyAddresses(br netlink.Link, b plan.Bridge) error {
 		}
 		delete(added, key)
 	}
+	return nil
+}
+
+// keepSecondaries makes sure removing a, when it is the primary address
+// of its subnet, does not take the subnet's secondary addresses with it
+// (the kernel deletes them unless promote_secondaries is on): a gateway
+// added before the host's own address in the same subnet is primary.
+func (l *Links) keepSecondaries(ctx context.Context, br netlink.Link, a netlink.Addr, have []netlink.Addr) error {
+	if a.Flags&unix.IFA_F_SECONDARY != 0 {
+		return nil
+	}
+	shared := false
+	for _, o := range have {
+		if !o.IP.Equal(a.IP) && a.IPNet.Contains(o.IP) && slices.Equal(o.Mask, a.Mask) {
+			shared = true
+		}
+	}
+	if !shared {
+		return nil
+	}
+	path := "/proc/sys/net/ipv4/conf/" + br.Attrs().Name + "/promote_secondaries"
+	if cur, err := l.readProc(ctx, path); err == nil && cur == "1" {
+		return nil
+	}
+	if err := l.writeProc(ctx, path, "1"); err != nil {
+		return fmt.Errorf("turn on promote_secondaries so the subnet's other addresses survive: %w", err)
+	}
+	l.Changes++
+	l.log.Info("set promote_secondaries", "bridge", br.Attrs().Name)
+	return nil
+}
+
+// aliasPrefix starts the bridge alias (IFLA_IFALIAS) in which the
+// addresses this applier added are recorded. Only those are removed when
+// they leave the plan, even by an agent restarted in between: an address
+// moved from the uplink, one nova or the operator put there, is the
+// host's own, and deleting it could cut the host off (a bridge nova set
+// up long ago carries the host's management address). The alias is
+// inert: the kernel, dnsmasq and iptables ignore it.
+const aliasPrefix = "novanet-addrs:"
+
+// maxAlias is the kernel's limit on an interface alias (IFALIASZ - 1).
+const maxAlias = 255
+
+func recordedAddrs(alias string) map[string]bool {
+	out := map[string]bool{}
+	rest, ok := strings.CutPrefix(alias, aliasPrefix)
+	if !ok {
+		return out
+	}
+	for _, f := range strings.Split(rest, ",") {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out[p.String()] = true
+		}
+	}
+	return out
+}
+
+// record writes the added set into the bridge's alias when it differs.
+// An alias someone else set is left alone (the set then lives only in
+// memory).
+func (l *Links) record(br netlink.Link, added map[string]bool) error {
+	cur := br.Attrs().Alias
+	if cur != "" && !strings.HasPrefix(cur, aliasPrefix) {
+		return nil
+	}
+	keys := make([]string, 0, len(added))
+	for k := range added {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := ""
+	if len(keys) > 0 {
+		want = aliasPrefix + strings.Join(keys, ",")
+	}
+	if want == cur {
+		return nil
+	}
+	if len(want) > maxAlias {
+		return fmt.Errorf("%d addresses do not fit in the %d-byte interface alias", len(keys), maxAlias)
+	}
+	if err := l.h.LinkSetAlias(br, want); err != nil {
+		return fmt.Errorf("set alias of %s: %w", br.Attrs().Name, err)
+	}
+	br.Attrs().Alias = want
+	l.Changes++
 	return nil
 }
 
@@ -359,9 +460,22 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 	for _, s := range sysctls {
 		cur, err := l.readSysctl(ctx, s.Key)
 		if err != nil && strings.HasPrefix(s.Key, "net.bridge.") {
-			// br_netfilter's keys exist only once the module is loaded.
-			_ = exec.CommandContext(ctx, "modprobe", "br_netfilter").Run()
-			cur, err = l.readSysctl(ctx, s.Key)
+			// br_netfilter's keys exist only once the module is loaded;
+			// try loading it once per process, not on every sync.
+			l.mu.Lock()
+			try := !l.modprobed
+			l.modprobed = true
+			l.mu.Unlock()
+			if try {
+				if out, merr := exec.CommandContext(ctx, "modprobe", "br_netfilter").CombinedOutput(); merr != nil {
+					l.log.Warn("modprobe br_netfilter failed", "err", merr, "output", strings.TrimSpace(string(out)))
+				}
+				cur, err = l.readSysctl(ctx, s.Key)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sysctl %s does not exist: load the br_netfilter module (modprobe br_netfilter) or build it into the kernel: %w", s.Key, err))
+				continue
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Key, err))
@@ -385,21 +499,35 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
 
 func (l *Links) readSysctl(ctx context.Context, key string) (string, error) {
-	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "cat", sysctlPath(key)).Output()
-		return strings.TrimSpace(string(out)), err
-	}
-	b, err := os.ReadFile(sysctlPath(key))
-	return strings.TrimSpace(string(b)), err
+	return l.readProc(ctx, sysctlPath(key))
 }
 
 func (l *Links) writeSysctl(ctx context.Context, key, value string) error {
+	return l.writeProc(ctx, sysctlPath(key), value)
+}
+
+// readProc reads a /proc/sys file in the applier's namespace: /proc/sys/net
+// is per network namespace, and reading it from another namespace needs
+// a process inside it.
+func (l *Links) readProc(ctx context.Context, path string) (string, error) {
 	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, sysctlPath(key)).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "cat", path).Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return strings.TrimSpace(string(out)), err
+	}
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
+}
+
+func (l *Links) writeProc(ctx context.Context, path, value string) error {
+	if l.netns != "" {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 		}
 		return nil
 	}
-	return os.WriteFile(sysctlPath(key), []byte(value+"\n"), 0o644)
+	return os.WriteFile(path, []byte(value+"\n"), 0o644)
 }

@@ -137,3 +137,126 @@ func TestSysctlsWrittenOnlyWhenDifferent(t *testing.T) {
 		t.Error("unknown sysctl accepted")
 	}
 }
+
+// addrs lists the IPv4 prefixes on dev in ns, in the kernel's order.
+func addrs(t *testing.T, ns, dev string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(nettest.Run(t, ns, "ip", "-4", "-o", "addr", "show", "dev", dev), "\n") {
+		f := strings.Fields(l)
+		for i := range f {
+			if f[i] == "inet" && i+1 < len(f) {
+				out = append(out, f[i+1])
+			}
+		}
+	}
+	return out
+}
+
+func TestRestartedApplierChangesNothingAndRemovesOnlyItsOwnAddresses(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.Netns(t, "nnlink")
+	nettest.Run(t, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2peer")
+	nettest.Run(t, ns, "ip", "addr", "add", "10.0.0.5/24", "dev", "eth2")
+	nettest.Run(t, ns, "ip", "link", "set", "eth2", "up")
+	nettest.Run(t, ns, "ip", "link", "add", "tapvm1", "type", "veth", "peer", "name", "vm1eth0")
+	ctx := context.Background()
+	br := plan.Bridge{Name: "br100", Interface: "eth2",
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")},
+		Ports:     []plan.Port{{Device: "tapvm1"}}}
+	first, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's own address on the bridge.
+	nettest.Run(t, ns, "ip", "addr", "add", "10.0.0.9/24", "dev", "br100")
+	before := nettest.Run(t, ns, "ip", "-d", "addr", "show")
+
+	// An agent restarted with the same plan changes nothing, even on a
+	// full apply.
+	second, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ApplyBridges(ctx, []plan.Bridge{br}, true); err != nil {
+		t.Fatal(err)
+	}
+	if second.Changes != 0 {
+		t.Errorf("a restarted applier made %d changes", second.Changes)
+	}
+	if after := nettest.Run(t, ns, "ip", "-d", "addr", "show"); after != before {
+		t.Errorf("links changed:\n%s\n---\n%s", before, after)
+	}
+
+	// The gateway moves while no agent runs: the next one removes the
+	// address a previous one added, and keeps the moved host address
+	// and the operator's.
+	third, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.Addresses = []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}
+	if err := third.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
+		t.Fatal(err)
+	}
+	got := addrs(t, ns, "br100")
+	want := []string{"10.0.0.5/24", "10.0.0.9/24", "10.0.0.2/24"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("br100 addresses %v, want %v", got, want)
+	}
+	if out := nettest.Run(t, ns, "ip", "-d", "link", "show", "br100"); !strings.Contains(out, "alias novanet-addrs:10.0.0.2/24") {
+		t.Errorf("bridge alias does not record the added address:\n%s", out)
+	}
+}
+
+func TestRemovingAPrimaryGatewayKeepsTheSubnetsOtherAddresses(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.Netns(t, "nnlink")
+	ctx := context.Background()
+	l, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := plan.Bridge{Name: "br100", Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
+		t.Fatal(err)
+	}
+	// Added after the gateway, so secondary: the kernel would delete it
+	// with the primary unless promote_secondaries is on.
+	nettest.Run(t, ns, "ip", "addr", "add", "10.0.0.9/24", "dev", "br100")
+	br.Addresses = nil
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrs(t, ns, "br100"); strings.Join(got, " ") != "10.0.0.9/24" {
+		t.Errorf("br100 addresses %v, want [10.0.0.9/24]", got)
+	}
+	if out := nettest.Run(t, ns, "ip", "-d", "link", "show", "br100"); strings.Contains(out, "alias") {
+		t.Errorf("alias left after the last added address went:\n%s", out)
+	}
+}
+
+func TestBridgeNetfilterSysctlInNamespace(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.Netns(t, "nnlink")
+	l, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	nettest.Run(t, ns, "sh", "-c", "echo 0 > "+key)
+	if err := l.ApplySysctls(ctx, []plan.Sysctl{{Key: "net.bridge.bridge-nf-call-iptables", Value: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(nettest.Run(t, ns, "cat", key)); got != "1" {
+		t.Errorf("bridge-nf-call-iptables = %s in the namespace", got)
+	}
+	err = l.ApplySysctls(ctx, []plan.Sysctl{{Key: "net.bridge.no-such-key", Value: "1"}})
+	if err == nil || !strings.Contains(err.Error(), "net.bridge.no-such-key") || !strings.Contains(err.Error(), "br_netfilter") {
+		t.Errorf("err = %v, want one naming the key and br_netfilter", err)
+	}
+}
