@@ -103,7 +103,9 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 		return fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
 	defer st.Close()
-	m := manager.New(st, ManagerOptions(cfg))
+	opts := ManagerOptions(cfg)
+	opts.Logger = log.With("component", "manager") // else the manager's own reports (periodic tasks, auto-assign failures) are dropped
+	m := manager.New(st, opts)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
