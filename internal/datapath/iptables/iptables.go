@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,7 +209,7 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	if err != nil {
 		// The kernel may hold anything now: read it again next time.
 		delete(f.known, want.Name)
-		return fmt.Errorf("iptables-restore of table %s failed: %v: %s%s", want.Name, err,
+		return fmt.Errorf("iptables-restore of table %s failed: %w: %s%s", want.Name, err,
 			strings.TrimSpace(string(out)), failedLine(text, string(out)))
 	}
 	next := &tableState{chains: wantChains, builtin: map[string][]string{}}
@@ -231,21 +232,34 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	return nil
 }
 
-// failedLine quotes the input line iptables-restore names in its error
-// ("line 7 failed").
+// failedLine quotes the input line iptables-restore names in its error:
+// "line 7: RULE_INSERT failed" (nft backend) or "Error occurred at line: 7"
+// (parse errors). The nft backend blames COMMIT for what it finds only
+// when committing ("Chain 'x' does not exist"): then the first line that
+// mentions the quoted name is the culprit.
+var (
+	lineRef   = regexp.MustCompile(`line:? ([0-9]+)`)
+	quotedRef = regexp.MustCompile(`'([^']+)'`)
+)
+
 func failedLine(text, out string) string {
-	i := strings.Index(out, "line ")
-	if i < 0 {
+	m := lineRef.FindStringSubmatch(out)
+	if m == nil {
 		return ""
 	}
-	fields := strings.Fields(out[i+5:])
-	if len(fields) == 0 {
-		return ""
-	}
-	n, err := strconv.Atoi(fields[0])
+	n, err := strconv.Atoi(m[1])
 	lines := strings.Split(text, "\n")
 	if err != nil || n < 1 || n > len(lines) {
 		return ""
+	}
+	if lines[n-1] == "COMMIT" {
+		if q := quotedRef.FindStringSubmatch(out); q != nil {
+			for i, l := range lines {
+				if strings.HasPrefix(l, "-") && slices.Contains(strings.Fields(l), q[1]) {
+					return fmt.Sprintf(" (line %d: %q)", i+1, l)
+				}
+			}
+		}
 	}
 	return fmt.Sprintf(" (line %d: %q)", n, lines[n-1])
 }

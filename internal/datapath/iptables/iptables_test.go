@@ -234,9 +234,20 @@ func TestRestoreErrorNamesTheLine(t *testing.T) {
 		{Target: plan.Target{Verdict: plan.Goto, Chain: "nova-does-not-exist"}},
 	}}}}}}
 	err := fw.Apply(context.Background(), bad, false)
-	if err == nil || !strings.Contains(err.Error(), "nova-does-not-exist") {
-		t.Fatalf("err = %v, want one naming the bad rule", err)
+	if err == nil || !strings.Contains(err.Error(), `"-A nova-x -j nova-does-not-exist"`) {
+		t.Fatalf("err = %v, want one quoting the bad rule", err)
 	}
+	// A rule iptables cannot parse: the error quotes it too.
+	p := netip.MustParsePrefix
+	bad = plan.Firewall{Tables: []plan.Table{{Name: "nat", Chains: []plan.Chain{{Name: "nova-y", Rules: []plan.Rule{
+		{Source: p("10.0.0.0/24"), Target: plan.Target{Verdict: plan.SNAT, ToAddr: a("192.0.2.10")}},
+		{Source: p("10.0.0.3/32"), Target: plan.Target{Verdict: plan.SNAT, ToAddr: a("192.0.2.10"), ToPort: 1024}},
+	}}}}}}
+	err = fw.Apply(context.Background(), bad, false)
+	if err == nil || !strings.Contains(err.Error(), `"-A nova-y -s 10.0.0.3/32 -j SNAT --to-source 192.0.2.10:1024"`) {
+		t.Fatalf("err = %v, want one quoting the rule without a protocol", err)
+	}
+	t.Log(err)
 	// Nothing was half-applied.
 	for _, l := range listing(t, ns, "filter") {
 		if strings.Contains(l, "nova-") {
