@@ -173,7 +173,13 @@ func TestRestartedApplierChangesNothingAndRemovesOnlyItsOwnAddresses(t *testing.
 	}
 	// The operator's own address on the bridge.
 	nettest.Run(t, ns, "ip", "addr", "add", "10.0.0.9/24", "dev", "br100")
-	before := nettest.Run(t, ns, "ip", "-d", "addr", "show")
+	// Links, IPv4 addresses and routes; not `ip -d` (its bridge timers
+	// and IPv6 DAD state move on their own).
+	state := func() string {
+		return nettest.Run(t, ns, "ip", "-o", "link", "show") + nettest.Run(t, ns, "ip", "-4", "-o", "addr", "show") +
+			nettest.Run(t, ns, "ip", "-4", "route", "show", "table", "all")
+	}
+	before := state()
 
 	// An agent restarted with the same plan changes nothing, even on a
 	// full apply.
@@ -187,7 +193,7 @@ func TestRestartedApplierChangesNothingAndRemovesOnlyItsOwnAddresses(t *testing.
 	if second.Changes != 0 {
 		t.Errorf("a restarted applier made %d changes", second.Changes)
 	}
-	if after := nettest.Run(t, ns, "ip", "-d", "addr", "show"); after != before {
+	if after := state(); after != before {
 		t.Errorf("links changed:\n%s\n---\n%s", before, after)
 	}
 
