@@ -140,7 +140,7 @@ func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error
 
 	var errs []error
 	if b.Interface != "" {
-		if err := l.enslaveUplink(br, b.Interface); err != nil {
+		if err := l.enslaveUplink(br, b.Interface, b); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -161,8 +161,14 @@ func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error
 // enslaveUplink puts the physical interface into the bridge, promiscuous
 // and up, and moves its IPv4 addresses and routes to the bridge so the
 // host keeps its connectivity (nova's ensure_bridge).
-func (l *Links) enslaveUplink(br netlink.Link, name string) error {
+func (l *Links) enslaveUplink(br netlink.Link, name string, b plan.Bridge) error {
 	up, err := l.h.LinkByName(name)
+	if notFound(err) && b.VLAN != 0 {
+		// VlanManager's ensure_vlan is not built yet (this kernel has no
+		// 802.1Q to test it on); a VLAN interface made by hand works.
+		return fmt.Errorf("VLAN %d interface %s does not exist and novanet does not create VLAN interfaces yet; create it (ip link add link %s name %s type vlan id %d)",
+			b.VLAN, name, b.VLANParent, name, b.VLAN)
+	}
 	if notFound(err) {
 		return fmt.Errorf("interface %s does not exist on this host; set flat_interface (or the network's bridge_interface) to the VM network's interface", name)
 	}

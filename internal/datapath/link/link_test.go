@@ -266,3 +266,35 @@ func TestBridgeNetfilterSysctlInNamespace(t *testing.T) {
 		t.Errorf("err = %v, want one naming the key and br_netfilter", err)
 	}
 }
+
+func TestVLANFieldsDoNotBreakABridge(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.Netns(t, "nnlink")
+	l, err := link.NewInNamespace(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The VLAN interface made by hand (a veth stands in: this kernel may
+	// lack 802.1Q) is bridged like any uplink.
+	nettest.Run(t, ns, "ip", "link", "add", "vlan100", "type", "veth", "peer", "name", "vlan100peer")
+	br := plan.Bridge{Name: "br100", Interface: "vlan100", VLAN: 100, VLANParent: "eth1",
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}
+	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
+		t.Fatal(err)
+	}
+	if out := nettest.Run(t, ns, "ip", "link", "show", "vlan100"); !strings.Contains(out, "master br100") {
+		t.Errorf("vlan100 not bridged:\n%s", out)
+	}
+	// A missing one is a clear error that says how to make it; the
+	// bridge and its address are still there.
+	missing := plan.Bridge{Name: "br200", Interface: "vlan200", VLAN: 200, VLANParent: "eth1",
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.1.1/24")}}
+	err = l.ApplyBridges(ctx, []plan.Bridge{br, missing}, false)
+	if err == nil || !strings.Contains(err.Error(), "type vlan id 200") {
+		t.Errorf("err = %v, want one saying how to create VLAN 200", err)
+	}
+	if got := addrs(t, ns, "br200"); strings.Join(got, " ") != "10.0.1.1/24" {
+		t.Errorf("br200 addresses %v", got)
+	}
+}
