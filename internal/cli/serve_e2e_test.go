@@ -64,6 +64,7 @@ tokens_file = `+filepath.Join(dir, "tokens")+`
 	defer logf.Close()
 	cmd := exec.Command(bin, "--config-file", conf, "serve", "--address_file", addrFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // see startServe
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func startServe(t *testing.T, bin, dir, name, db string) (string, int) {
 		"--tokens_file", filepath.Join(dir, "tokens"), "--address_file", addrFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "NOVANET_STATE_PATH="+dir)
+	// A test binary killed at its timeout runs no cleanup: the kernel
+	// then ends serve too instead of leaving it running for good.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +94,19 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	url1, _ := startServe(t, bin, dir, "serve1", db)
 	url2, _ := startServe(t, bin, dir, "serve2", db)
 	urls := []string{url1, url2}
-	ctx := context.Background()
+	// A deadlock between the servers (or inside their connection pools)
+	// must fail here with the servers' logs, not hang until go test's
+	// own timeout kills everything without a word.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	defer func() {
+		if ctx.Err() != nil {
+			for _, n := range []string{"serve1", "serve2"} {
+				log, _ := os.ReadFile(filepath.Join(dir, n+".log"))
+				t.Logf("%s log (last 4 KiB):\n%s", n, log[max(0, len(log)-4096):])
+			}
+		}
+	}()
 	admin := client.New(urls[0], adminTok)
 	nets, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "big", FixedRangeV4: "10.20.0.0/22", NetworkSize: 1024, Bridge: "br100", Host: "ctl"})
 	if err != nil {
