@@ -487,7 +487,8 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 			errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Key, err))
 			continue
 		}
-		if cur == s.Value {
+		// Multi-value keys read back tab-separated ("32768\t60999").
+		if strings.Join(strings.Fields(cur), " ") == strings.Join(strings.Fields(s.Value), " ") {
 			continue
 		}
 		if err := l.writeSysctl(ctx, s.Key, s.Value); err != nil {

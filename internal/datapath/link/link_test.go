@@ -133,6 +133,18 @@ func TestSysctlsWrittenOnlyWhenDifferent(t *testing.T) {
 	if l.Changes != n {
 		t.Error("unchanged sysctl rewritten")
 	}
+	// A multi-value key reads back tab-separated: still equal.
+	ports := []plan.Sysctl{{Key: "net.ipv4.ip_local_port_range", Value: "40000 50000"}}
+	if err := l.ApplySysctls(ctx, ports); err != nil {
+		t.Fatal(err)
+	}
+	n = l.Changes
+	if err := l.ApplySysctls(ctx, ports); err != nil {
+		t.Fatal(err)
+	}
+	if l.Changes != n {
+		t.Error("unchanged multi-value sysctl rewritten")
+	}
 	if err := l.ApplySysctls(ctx, []plan.Sysctl{{Key: "net.ipv4.no_such_key", Value: "1"}}); err == nil {
 		t.Error("unknown sysctl accepted")
 	}
