@@ -73,8 +73,9 @@ type Bridge struct {
 	VLANParent string `json:"vlan_parent,omitempty"`
 	MTU        int    `json:"mtu,omitempty"`
 	// Addresses the bridge carries (gateway or host address with the
-	// network's prefix length). Addresses not listed here and not moved
-	// from Interface are removed.
+	// network's prefix length). An address novanet added earlier and no
+	// longer lists is removed; addresses moved from Interface or put there
+	// by anyone else stay.
 	Addresses []netip.Prefix `json:"addresses"`
 	// Ports are instance tap devices to enslave as soon as they appear.
 	Ports []Port `json:"ports"`
