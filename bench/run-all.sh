@@ -6,7 +6,12 @@ set -eu
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-go test -run XXX -bench . -benchtime 200x ./internal/manager
+go test -run XXX -bench Allocate -benchtime 200x ./internal/manager
+# The CNI host-local baseline needs the plugin built outside this repository
+# (containernetworking/plugins, plugins/ipam/host-local).
+if [ -n "${NOVANET_HOSTLOCAL:-}" ]; then
+  go test -run XXX -bench BaselineHostLocal -benchtime 10x ./internal/manager
+fi
 go test -run XXX -bench . ./internal/plan
 go test -run XXX -bench 'BaselineNova' -benchtime 5x ./internal/agent
 NOVANET_BENCH_DIR=/run go test -run XXX -bench 'Converge|HostStateDecode' -benchtime 200x ./internal/agent
