@@ -106,6 +106,20 @@ func TestCLIBadInput(t *testing.T) {
 	if _, err := client.New(srv.URL, projTok).ListSecurityGroups(ctx, false); err != nil {
 		t.Fatal(err)
 	}
+	// Exhausted pools: a /30 network holds one instance, a /32 floating
+	// range one address; both are taken before the table runs.
+	if _, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "tiny", FixedRangeV4: "10.5.0.0/30", Bridge: "br5", Host: "ctl"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(srv.URL, projTok).BootInstance(ctx, model.BootRequest{Hostname: "only", Host: "c1", Network: "tiny"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateFloatingRange(ctx, model.FloatingRangeRequest{IPRange: "198.51.100.9/32", Pool: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(srv.URL, projTok).AllocateFloatingIP(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
 	a := []string{"--os-url", srv.URL, "--os-token", adminTok}
 	p := []string{"--os-url", srv.URL, "--os-token", projTok}
 	cases := []struct {
@@ -133,6 +147,10 @@ func TestCLIBadInput(t *testing.T) {
 		{append(p, "instance", "boot", "vm1"), 2, "--host is required"},
 		{append(p, "instance", "boot", "vm1", "--host", "c1", "--fixed_address", "10.9.0.1"), 1, "10.9.0.1"},
 		{append(p, "instance", "delete", "00000000-0000-0000-0000-000000000000"), 1, "00000000-0000-0000-0000-000000000000"},
+		{append(p, "instance", "boot", "vm2", "--host", "c1", "--network", "tiny"), 1, "no free address"},
+		{append(p, "floating-ip", "allocate", "--pool", "one"), 1, "one"},
+		{append(a, "network", "delete", "tiny"), 1, "tiny"},
+		{append(a, "network", "create", "--label", "x", "--fixed_range_v4", "10.6.0.0/31", "--bridge", "br6", "--host", "h"), 1, "too small"},
 		{[]string{"--os-url", srv.URL, "network", "list"}, 2, "no API token"},
 		{[]string{"--os-url", srv.URL, "--os-token", "wrong-token-0123456789", "network", "list"}, 1, "unknown token"},
 		{append(a, "network", "list", "-o", "yaml"), 2, "--output \"yaml\" is unknown"},
