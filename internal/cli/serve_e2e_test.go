@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -214,6 +215,40 @@ tokens_file = `+filepath.Join(dir, "tokens")+`
 	fx, err := admin.GetFixedIP(ctx, vm.FixedIPs[0].Address)
 	if err != nil || fx.Allocated || fx.InstanceUUID != "" {
 		t.Errorf("fixed IP %s after delete with force_dhcp_release: %+v, %v; want free", vm.FixedIPs[0].Address, fx, err)
+	}
+
+	// SIGHUP re-reads the tokens file: a new token works, a removed one
+	// is refused. Serve also notices a changed modification time on its
+	// own; keeping the old one proves the signal does it.
+	const newTok = "e2e-new-project-token-0123456789"
+	tokPath := filepath.Join(dir, "tokens")
+	fi, err := os.Stat(tokPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokPath, []byte(adminTok+" admin\n"+newTok+" project proj-b\n"+agentA+" agent host-a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tokPath, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(url, newTok).ListFloatingIPs(ctx); err == nil {
+		t.Fatal("the new token works before SIGHUP: the reload test below would prove nothing")
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var newErr, oldErr error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, newErr = client.New(url, newTok).ListFloatingIPs(ctx)
+		_, oldErr = proj.ListFloatingIPs(ctx)
+		if newErr == nil && oldErr != nil {
+			break
+		}
+	}
+	var he *client.HTTPError
+	if newErr != nil || !errors.As(oldErr, &he) || he.Status != 401 {
+		t.Errorf("after SIGHUP: new token err %v, removed token err %v (want nil and a 401)", newErr, oldErr)
 	}
 
 	// SIGTERM with a long poll parked: serve wakes the poll and exits 0.
