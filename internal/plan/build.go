@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"novanet/internal/model"
 )
@@ -283,8 +282,8 @@ func compareDHCPHost(a, b model.DHCPHost) int {
 
 // hostEntry is one dnsmasq static host, "<mac>,<name>.<domain>,<ip>",
 // in a file named after the MAC ("fa-16-3e-..."). It runs once per
-// instance on every sync, so it makes one allocation: the file name and
-// the line share one buffer.
+// instance on every sync, so the file name and the line are cut from one
+// string built in one buffer.
 func hostEntry(h model.DHCPHost, domain string) HostEntry {
 	mac := h.MAC
 	if strings.ContainsAny(mac, "ABCDEF") {
@@ -305,7 +304,7 @@ func hostEntry(h model.DHCPHost, domain string) HostEntry {
 	buf = append(buf, domain...)
 	buf = append(buf, ',')
 	buf = h.Address.AppendTo(buf)
-	all := unsafe.String(unsafe.SliceData(buf), len(buf))
+	all := string(buf)
 	return HostEntry{FileName: all[:len(mac)], Line: all[len(mac):]}
 }
 
