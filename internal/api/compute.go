@@ -186,12 +186,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"versions": []map[string]any{
-			{"id": "v2.1", "status": "CURRENT", "links": []any{}},
-			{"id": "v1", "status": "CURRENT", "links": []any{}},
-		}})
-	})
+	s.versionRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, r, model.Errorf(model.ErrNotFound, "no such endpoint %s %s; see docs for the /v2.1 and /v1 paths", r.Method, r.URL.Path))
 	})

@@ -26,6 +26,7 @@ func (s *Server) nativeRoutes() {
 	s.handle("POST /v1/hosts/{host}/applied", hostAgent, s.applied)
 	s.handle("GET /v1/hosts/{host}/leases", hostAgent, s.leases)
 	s.handle("POST /v1/leases", leaseAgent, s.recordLease)
+	s.handle("GET /v1/hosts", adminOnly, s.listHosts)
 }
 
 func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {
@@ -199,6 +200,7 @@ func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Revision int64  `json:"revision"`
 		Problem  string `json:"problem"`
+		Version  string `json:"version"` // the agent's novanet version
 	}
 	if err := decode(w, r, &body, true); err != nil {
 		return err
@@ -208,6 +210,11 @@ func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.b.ReportApplied(r.Context(), r.PathValue("host"), body.Revision, body.Problem); err != nil {
 		return err
+	}
+	if body.Version != "" {
+		if err := s.b.ReportAgentVersion(r.Context(), r.PathValue("host"), body.Version); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

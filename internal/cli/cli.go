@@ -7,20 +7,19 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"novanet/internal/client"
 	"novanet/internal/config"
+	"novanet/internal/version"
 )
 
 var (
@@ -50,6 +49,7 @@ type globals struct {
 	osURL       string
 	osToken     string
 	output      string
+	columns     []string
 	stdout      io.Writer
 	stderr      io.Writer
 }
@@ -104,9 +104,12 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringArrayVar(&g.configFiles, "config-file", nil, "nova.conf-style file (repeatable; later files win)")
 	pf.StringVar(&g.osURL, "os-url", "", "API endpoint (default $NOVANET_URL, then api_url from the config file)")
 	pf.StringVar(&g.osToken, "os-token", "", "API token (default $NOVANET_TOKEN, then auth_token from the config file)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or value")
+	pf.StringSliceVarP(&g.columns, "column", "c", nil, "columns (table, value) or fields to show (repeatable or comma-separated)")
 
-	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g))
+	root.Version = version.String()
+	root.SetVersionTemplate(version.Get().Text())
+	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g), versionCmd(g), hostCmd(g))
 	regMu.Lock()
 	for _, f := range registered {
 		root.AddCommand(f())
@@ -190,47 +193,4 @@ func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
 		return nil, usagef("no API token: pass --os-token, set NOVANET_TOKEN, or set auth_token in [novanet] of --config-file")
 	}
 	return client.New(url, token), nil
-}
-
-func (g *globals) json() (bool, error) {
-	switch g.output {
-	case "table", "":
-		return false, nil
-	case "json":
-		return true, nil
-	}
-	return false, usagef("--output %q is unknown; use table or json", g.output)
-}
-
-// print writes v as JSON with -o json, else the table rows.
-func (g *globals) print(v any, header []string, rows [][]string) error {
-	asJSON, err := g.json()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
-}
-
-// done prints a confirmation line (or {} in JSON mode).
-func (g *globals) done(format string, args ...any) error {
-	asJSON, err := g.json()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		fmt.Fprintln(g.stdout, "{}")
-		return nil
-	}
-	fmt.Fprintf(g.stdout, format+"\n", args...)
-	return nil
 }

@@ -66,6 +66,8 @@ type Manager struct {
 
 	mu       sync.Mutex // protects the following
 	watchers map[string]chan struct{}
+	// agentVersions caches what ReportAgentVersion last wrote per host.
+	agentVersions map[string]string
 }
 
 // New returns a manager over st. Zero numeric and string option fields
