@@ -67,6 +67,8 @@ type Config struct {
 	AuthToken      string        `opt:"auth_token,novanet"`
 	AgentSocket    string        `opt:"agent_socket,novanet" default:"/run/novanet/agent.sock"`
 	ResyncInterval time.Duration `opt:"resync_interval,novanet" default:"60s"`
+	LogFormat      string        `opt:"log_format,novanet" default:"text"` // text or json
+	LogLevel       string        `opt:"log_level,novanet" default:"info"`  // debug, info, warn, error
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -424,6 +426,14 @@ func (c *Config) validate() error {
 	}
 	if c.Host == "" {
 		errs = append(errs, "host is empty; set host in [DEFAULT]")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Sprintf("log_format %q is unknown; use text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("log_level %q is unknown; use debug, info, warn or error", c.LogLevel))
 	}
 	if c.ResyncInterval > 0 && c.ResyncInterval < time.Second {
 		errs = append(errs, fmt.Sprintf("resync_interval %s is below 1s", c.ResyncInterval))
