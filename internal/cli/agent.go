@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,12 +19,14 @@ import (
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/plan"
+	"novanet/internal/version"
 )
 
 func init() { Register(agentCmd) }
 
 func agentCmd() *cobra.Command {
 	var once, verbose bool
+	var logFormat, logLevel string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "reconcile this host's bridge, dnsmasq and iptables with the API's desired state",
@@ -37,7 +38,7 @@ unreachable and repairs drift every resync_interval. dnsmasq calls back
 through the unix socket agent_socket (novanet-dhcpbridge).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(cmd, nil)
+			cfg, err := LoadConfig(cmd, logOverrides(nil, logFormat, logLevel))
 			if err != nil {
 				return err
 			}
@@ -47,7 +48,8 @@ through the unix socket agent_socket (novanet-dhcpbridge).`,
 		},
 	}
 	cmd.Flags().BoolVar(&once, "once", false, "sync once (full) and exit; non-zero exit if anything failed")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync (--log-level debug)")
+	addLogFlags(cmd, &logFormat, &logLevel)
 	return cmd
 }
 
@@ -109,11 +111,14 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if cfg.APIURL == "" || cfg.AuthToken == "" {
 		return usagef("the agent needs api_url and auth_token (an \"agent %s\" token) in [novanet]", cfg.Host)
 	}
-	level := slog.LevelInfo
+	level := cfg.LogLevel
 	if verbose {
-		level = slog.LevelDebug
+		level = "debug"
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(os.Stderr, cfg.LogFormat, level)
+	if err != nil {
+		return err
+	}
 
 	script, err := dhcpScriptPath(cfg)
 	if err != nil {
@@ -160,7 +165,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		}
 	}()
 	go dhcp.Watch(ctx, time.Second, func() { a.Trigger(true) })
-	log.Info("agent started", "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
+	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)
 	select {
 	case err := <-errc:
