@@ -251,6 +251,12 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 		}
 	}
 	body := map[string]any{key: map[string]any{"code": code, "message": msg, "kind": kind}}
+	if strings.Contains(r.UserAgent(), "keystoneauth1") {
+		// keystoneauth (the openstack CLI, openstacksdk) reads only
+		// "error": without it they print "Unrecognized schema" instead of
+		// the message. novaclient reads either key.
+		body["error"] = map[string]any{"code": code, "message": msg, "title": http.StatusText(code)}
+	}
 	if code == 401 {
 		w.Header().Set("WWW-Authenticate", `Keystone uri="none"`)
 	}

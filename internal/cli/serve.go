@@ -67,6 +67,7 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	o.PublicInterface = cfg.PublicInterface
 	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
 	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
+	o.FlatNetworkBridge = cfg.FlatNetworkBridge
 	return o
 }
 

@@ -31,6 +31,9 @@ type Options struct {
 	PublicInterface         string // public_interface
 	QuotaFloatingIPs        int    // quota_floating_ips; negative = unlimited
 	CreateUniqueMACAttempts int    // create_unique_mac_address_attempts
+	// FlatNetworkBridge is the bridge of flat/flatdhcp networks created
+	// without one (flat_network_bridge; "" = the request must name one).
+	FlatNetworkBridge string
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
 	// PollInterval is how often WaitHost re-reads the store for changes

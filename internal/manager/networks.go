@@ -125,9 +125,12 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s has %d addresses, not enough for %d networks of %d: give a larger range or fewer/smaller networks", rng, rangeSize, num, size)
 	}
 	bridge := strings.TrimSpace(req.Bridge)
+	if bridge == "" && kind != model.KindVLAN {
+		bridge = m.opts.FlatNetworkBridge
+	}
 	switch {
 	case bridge == "" && kind != model.KindVLAN:
-		return nil, model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100 (nova's flat_network_bridge has no default)", kind)
+		return nil, model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100, or set flat_network_bridge for serve", kind)
 	case bridge != "":
 		if err := validIfName("bridge", bridge); err != nil {
 			return nil, err
