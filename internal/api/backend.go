@@ -74,6 +74,8 @@ type Backend interface {
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	// ReportAgentVersion records the novanet version host's agent runs.
 	ReportAgentVersion(ctx context.Context, host, version string) error
+	// ListFixedIPs lists fixed addresses (admin; networkRef "" = all).
+	ListFixedIPs(ctx context.Context, networkRef string, all, leasedOnly bool) ([]model.FixedIPRow, error)
 	// ListHosts lists every host with its roles and last report (admin).
 	ListHosts(ctx context.Context) ([]model.HostReport, error)
 	// Leases returns what dnsmasq on host should believe it leased for the

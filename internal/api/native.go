@@ -27,6 +27,7 @@ func (s *Server) nativeRoutes() {
 	s.handle("GET /v1/hosts/{host}/leases", hostAgent, s.leases)
 	s.handle("POST /v1/leases", leaseAgent, s.recordLease)
 	s.handle("GET /v1/hosts", adminOnly, s.listHosts)
+	s.viewRoutes()
 }
 
 func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {
