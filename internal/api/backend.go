@@ -76,6 +76,8 @@ type Backend interface {
 	ReportAgentVersion(ctx context.Context, host, version string) error
 	// ListFixedIPs lists fixed addresses (admin; networkRef "" = all).
 	ListFixedIPs(ctx context.Context, networkRef string, all, leasedOnly bool) ([]model.FixedIPRow, error)
+	// AddressUsage counts addresses per network and floating pool.
+	AddressUsage(ctx context.Context) ([]model.AddressUsage, error)
 	// ListHosts lists every host with its roles and last report (admin).
 	ListHosts(ctx context.Context) ([]model.HostReport, error)
 	// Leases returns what dnsmasq on host should believe it leased for the

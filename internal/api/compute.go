@@ -188,6 +188,7 @@ func (s *Server) routes() {
 	})
 	s.versionRoutes()
 	s.identityRoutes()
+	s.metricsRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, r, model.Errorf(model.ErrNotFound, "no such endpoint %s %s; see docs for the /v2.1 and /v1 paths", r.Method, r.URL.Path))
 	})

@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxWatch caps a watch long poll (default 60 s).
 	MaxWatch time.Duration
+	// Metrics served on /metrics (default: a registry of the server's own).
+	Metrics *Metrics
 }
 
 // Server is the HTTP API over a Backend.
@@ -40,11 +42,16 @@ type Server struct {
 	log      *slog.Logger
 	maxWatch time.Duration
 	mux      *http.ServeMux
+	metrics  *Metrics
 }
 
 // New builds the API server.
 func New(b Backend, opts Options) *Server {
-	s := &Server{b: b, tokens: opts.Tokens, log: opts.Logger, maxWatch: opts.MaxWatch}
+	s := &Server{b: b, tokens: opts.Tokens, log: opts.Logger, maxWatch: opts.MaxWatch, metrics: opts.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.b = meteredBackend{Backend: b, m: s.metrics}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -142,6 +149,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), urlProjectKey{}, pid))
 	}
 	s.mux.ServeHTTP(rec, r)
+	s.metrics.observe(r, rec.status, time.Since(start))
 	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 		"bytes", rec.n, "duration", time.Since(start).Seconds(), "remote", r.RemoteAddr, "who", rec.who)
 }

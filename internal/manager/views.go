@@ -27,3 +27,14 @@ func (m *Manager) ListFixedIPs(ctx context.Context, networkRef string, all, leas
 	})
 	return out, err
 }
+
+// AddressUsage counts addresses per network and floating pool (metrics).
+func (m *Manager) AddressUsage(ctx context.Context) ([]model.AddressUsage, error) {
+	var out []model.AddressUsage
+	err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = tx.AddressUsage(ctx)
+		return err
+	})
+	return out, err
+}

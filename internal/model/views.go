@@ -21,3 +21,14 @@ type FixedIPRow struct {
 	Leased    bool   `json:"leased"`
 	Reserved  bool   `json:"reserved"`
 }
+
+// AddressUsage counts one network's fixed addresses or one floating
+// pool's addresses, for metrics.
+type AddressUsage struct {
+	Network string // label ("" for a pool)
+	Bridge  string
+	Pool    string // floating pool ("" for a network)
+	// Used: allocated, leased or held by a host (fixed), allocated to a
+	// project (floating). Reserved: reserved fixed addresses.
+	Free, Used, Reserved int
+}

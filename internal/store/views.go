@@ -42,3 +42,47 @@ func (t *Tx) FixedIPRows(ctx context.Context, networkID int64, all, leasedOnly b
 	}
 	return out, rows.Err()
 }
+
+// AddressUsage counts free, used and reserved fixed addresses per network
+// and free and allocated floating addresses per pool.
+func (t *Tx) AddressUsage(ctx context.Context) ([]model.AddressUsage, error) {
+	var out []model.AddressUsage
+	rows, err := t.Query(ctx, `SELECT n.label, n.bridge,
+		SUM(CASE WHEN f.reserved THEN 1 ELSE 0 END),
+		SUM(CASE WHEN NOT f.reserved AND (f.allocated OR f.leased OR f.instance_uuid IS NOT NULL OR f.host IS NOT NULL) THEN 1 ELSE 0 END),
+		COUNT(f.id)
+		FROM networks n LEFT JOIN fixed_ips f ON f.network_id = n.id GROUP BY n.id, n.label, n.bridge ORDER BY n.id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var u model.AddressUsage
+		var reserved, used, total int64
+		if err := rows.Scan(&u.Network, &u.Bridge, &reserved, &used, &total); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		u.Reserved, u.Used, u.Free = int(reserved), int(used), int(total-reserved-used)
+		out = append(out, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	frows, err := t.Query(ctx, `SELECT pool, SUM(CASE WHEN project_id IS NULL OR project_id = '' THEN 1 ELSE 0 END), COUNT(*)
+		FROM floating_ips GROUP BY pool ORDER BY pool`)
+	if err != nil {
+		return nil, err
+	}
+	defer frows.Close()
+	for frows.Next() {
+		var u model.AddressUsage
+		var free, total int64
+		if err := frows.Scan(&u.Pool, &free, &total); err != nil {
+			return nil, err
+		}
+		u.Free, u.Used = int(free), int(total-free)
+		out = append(out, u)
+	}
+	return out, frows.Err()
+}
