@@ -96,7 +96,11 @@ type usageCollector struct {
 	network, pool, up *prometheus.Desc
 }
 
-func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.network; ch <- c.pool; ch <- c.up }
+func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.network
+	ch <- c.pool
+	ch <- c.up
+}
 
 func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
