@@ -137,13 +137,22 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	fw := iptables.New()
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
+	metrics := agent.NewMetrics()
+	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
+		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
+		FirewallRestores: func() int { return fw.Restores },
+	})
+	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
+		return err
+	}
 	a := agent.New(agent.Config{
 		Host:           cfg.Host,
 		Plan:           agentPlanOptions(cfg, script),
 		ResyncInterval: cfg.ResyncInterval,
 		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
 		Logger:         log,
-	}, api, links, fw, dhcp)
+		Metrics:        metrics,
+	}, mAPI, mLinks, mFW, mDHCP)
 
 	if once {
 		return a.Sync(ctx, true)

@@ -67,6 +67,7 @@ type Config struct {
 	AuthToken      string        `opt:"auth_token,novanet"`
 	AgentSocket    string        `opt:"agent_socket,novanet" default:"/run/novanet/agent.sock"`
 	ResyncInterval time.Duration `opt:"resync_interval,novanet" default:"60s"`
+	MetricsListen  string        `opt:"metrics_listen,novanet"`             // agent's /metrics address; "" = none
 	LogFormat      string        `opt:"log_format,novanet" default:"text"` // text or json
 	LogLevel       string        `opt:"log_level,novanet" default:"info"`  // debug, info, warn, error
 
@@ -426,6 +427,11 @@ func (c *Config) validate() error {
 	}
 	if c.Host == "" {
 		errs = append(errs, "host is empty; set host in [DEFAULT]")
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Sprintf("metrics_listen %q is not host:port: %v", c.MetricsListen, err))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("log_format %q is unknown; use text or json", c.LogFormat))
