@@ -67,7 +67,7 @@ type Config struct {
 	AuthToken      string        `opt:"auth_token,novanet"`
 	AgentSocket    string        `opt:"agent_socket,novanet" default:"/run/novanet/agent.sock"`
 	ResyncInterval time.Duration `opt:"resync_interval,novanet" default:"60s"`
-	MetricsListen  string        `opt:"metrics_listen,novanet"`             // agent's /metrics address; "" = none
+	MetricsListen  string        `opt:"metrics_listen,novanet"`            // agent's /metrics address; "" = none
 	LogFormat      string        `opt:"log_format,novanet" default:"text"` // text or json
 	LogLevel       string        `opt:"log_level,novanet" default:"info"`  // debug, info, warn, error
 

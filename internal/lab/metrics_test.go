@@ -92,4 +92,3 @@ func TestAgentMetricsMoveAfterABoot(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-
