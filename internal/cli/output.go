@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -141,6 +142,12 @@ func (g *globals) writeRows(format string, header []string, rows [][]string) err
 }
 
 func (g *globals) writeJSON(v any) error {
+	if len(g.columns) > 0 {
+		var err error
+		if v, err = g.pickJSON(v); err != nil {
+			return err
+		}
+	}
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -170,4 +177,56 @@ func (g *globals) done(format string, args ...any) error {
 	}
 	fmt.Fprintf(g.stdout, format+"\n", args...)
 	return nil
+}
+
+// pickJSON keeps the -c fields of an object or of each object of a list
+// (by JSON key, case-insensitively).
+func (g *globals) pickJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return nil, err
+	}
+	pickOne := func(m map[string]any) (map[string]any, error) {
+		out := map[string]any{}
+		for _, c := range g.columns {
+			found := false
+			for k, val := range m {
+				if strings.EqualFold(k, c) {
+					out[k], found = val, true
+				}
+			}
+			if !found {
+				keys := make([]string, 0, len(m))
+				for k := range m {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				return nil, usagef("-c %q: no such field; the JSON has %s", c, strings.Join(keys, ", "))
+			}
+		}
+		return out, nil
+	}
+	switch x := generic.(type) {
+	case map[string]any:
+		return pickOne(x)
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return generic, nil
+			}
+			p, err := pickOne(m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	return generic, nil
 }
