@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,5 +84,27 @@ func TestEndpointPrecedence(t *testing.T) {
 	}
 	if got, err := resolve("--config-file", conf, "--os-url", "http://203.0.113.1:1", "--os-token", "flag-token-0123456789"); err != nil || got != "http://203.0.113.1:1 token=flag…" {
 		t.Errorf("flags over env: %q %v", got, err)
+	}
+}
+
+// TestVersionCommand: `novanet version -o json` is one object naming the
+// version, commit, build date and Go version; --version prints the same.
+func TestVersionCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"version", "-o", "json"}, &out, &errb); code != 0 {
+		t.Fatalf("version: exit %d %q", code, errb.String())
+	}
+	var v map[string]string
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("version -o json: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"version", "commit", "build_date", "go_version"} {
+		if v[k] == "" {
+			t.Errorf("version -o json lacks %s: %v", k, v)
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "novanet "+v["version"]+"\ncommit: ") {
+		t.Errorf("--version: exit %d %q", code, out.String())
 	}
 }
