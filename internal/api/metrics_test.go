@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"novanet/internal/model"
+	"novanet/internal/store/pgtest"
 )
 
 // scrape returns the value of every sample on /metrics ("name{labels}"
@@ -42,8 +43,12 @@ func scrape(t *testing.T, url string) map[string]float64 {
 // TestMetricsMoveAfterABoot: /metrics (no token) names serve's metrics
 // and their values move with a boot, a delete, an exhausted network and
 // a floating allocation.
-func TestMetricsMoveAfterABoot(t *testing.T) {
-	e := newEnv(t, sqliteURL(t))
+func TestMetricsMoveAfterABoot(t *testing.T) { testMetricsMove(t, sqliteURL(t)) }
+
+func TestMetricsMoveAfterABootPostgres(t *testing.T) { testMetricsMove(t, pgtest.Start(t)) }
+
+func testMetricsMove(t *testing.T, dbURL string) {
+	e := newEnv(t, dbURL)
 	ctx := context.Background()
 	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "tiny", FixedRangeV4: "10.0.0.0/29", Bridge: "br100", Host: "host-a"}); err != nil {
 		t.Fatal(err)

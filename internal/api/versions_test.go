@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"novanet/internal/client"
+	"novanet/internal/model"
+	"novanet/internal/store/pgtest"
 	"novanet/internal/version"
 )
 
@@ -64,8 +66,18 @@ func TestVersionDocuments(t *testing.T) {
 // TestHostListCarriesAgentVersion: an agent's applied report carries its
 // version, which GET /v1/hosts shows with its roles; project tokens are
 // refused.
-func TestHostListCarriesAgentVersion(t *testing.T) {
-	e := newEnv(t, sqliteURL(t))
+func TestHostListCarriesAgentVersion(t *testing.T) { testHostList(t, sqliteURL(t)) }
+
+func TestHostListCarriesAgentVersionPostgres(t *testing.T) { testHostList(t, pgtest.Start(t)) }
+
+func testHostList(t *testing.T, dbURL string) {
+	e := newEnv(t, dbURL)
+	if _, err := e.admin.CreateNetworks(context.Background(), model.NetworkCreateRequest{Label: "n", FixedRangeV4: "10.0.0.0/28", Bridge: "br100", Host: "host-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := e.admin.ListFixedIPs(context.Background(), "n", true, false); err != nil || len(rows) != 16 {
+		t.Fatalf("fixed-ips of a /28: %d rows, %v", len(rows), err)
+	}
 	ctx := context.Background()
 	agent := client.New(e.srv.URL, agentAToken)
 	if err := agent.ReportApplied(ctx, "host-a", 0, "dnsmasq: exit 2"); err != nil {
@@ -76,7 +88,7 @@ func TestHostListCarriesAgentVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(hs) != 1 || hs[0].Host != "host-a" || hs[0].Version != version.String() || hs[0].Problem != "dnsmasq: exit 2" ||
-		hs[0].LastSeen.IsZero() || hs[0].Roles == nil {
+		hs[0].LastSeen.IsZero() || len(hs[0].Roles) != 1 || hs[0].Roles[0] != "network" {
 		t.Fatalf("hosts = %+v", hs)
 	}
 	if _, err := e.proj.ListHosts(ctx); err == nil {
