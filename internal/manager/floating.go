@@ -71,6 +71,9 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 	}
 	var out []model.FloatingIP
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		if err := tx.LockName(ctx, "address-space"); err != nil {
+			return err
+		}
 		nets, err := tx.ListNetworks(ctx)
 		if err != nil {
 			return err
@@ -143,13 +146,22 @@ func (m *Manager) ListFloatingIPs(ctx context.Context, scope model.Scope, all bo
 	return out, err
 }
 
-func findFloating(ctx context.Context, tx *store.Tx, scope model.Scope, ref string) (store.Floating, error) {
+// findFloating resolves ref; lock takes the row's lock for a change.
+func findFloating(ctx context.Context, tx *store.Tx, scope model.Scope, ref string, lock bool) (store.Floating, error) {
 	var f store.Floating
 	var err error
 	if a, perr := netip.ParseAddr(strings.TrimSpace(ref)); perr == nil {
-		f, err = tx.FloatingByAddress(ctx, a)
+		if lock {
+			f, err = tx.LockFloatingByAddress(ctx, a)
+		} else {
+			f, err = tx.FloatingByAddress(ctx, a)
+		}
 	} else if id, perr := strconv.ParseInt(strings.TrimSpace(ref), 10, 64); perr == nil {
-		f, err = tx.FloatingByID(ctx, id)
+		if lock {
+			f, err = tx.LockFloatingByID(ctx, id)
+		} else {
+			f, err = tx.FloatingByID(ctx, id)
+		}
 	} else {
 		return f, model.Errorf(model.ErrInvalid, "floating ip %q is neither an id nor an address", ref)
 	}
@@ -167,7 +179,7 @@ func (m *Manager) GetFloatingIP(ctx context.Context, scope model.Scope, ref stri
 	var f store.Floating
 	err := m.view(ctx, func(tx *store.Tx) error {
 		var err error
-		f, err = findFloating(ctx, tx, scope, ref)
+		f, err = findFloating(ctx, tx, scope, ref, false)
 		return err
 	})
 	return f.FloatingIP, err
@@ -183,6 +195,11 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 	}
 	var f store.Floating
 	err := m.update(ctx, func(tx *store.Tx, c *change) error {
+		// Count and allocate under the project's lock: without it,
+		// concurrent allocations on PostgreSQL all count the same n.
+		if err := tx.LockName(ctx, "project:"+scope.ProjectID); err != nil {
+			return err
+		}
 		limit := m.opts.QuotaFloatingIPs
 		if l, ok, err := tx.QuotaLimit(ctx, scope.ProjectID, "floating_ips"); err != nil {
 			return err
@@ -198,8 +215,6 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 				return model.Errorf(model.ErrQuota, "project %s has %d floating ips, its quota is %d: release one first", scope.ProjectID, n, limit)
 			}
 		}
-		// Rows lock per project in PostgreSQL only through the host rows;
-		// a project racing itself past its quota by one is accepted.
 		var err error
 		f, err = tx.AllocateFloating(ctx, pool, scope.ProjectID, false)
 		if store.IsNoFreeAddress(err) {
@@ -222,7 +237,7 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 // ReleaseFloatingIP returns a floating IP to its pool (disassociating it).
 func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := findFloating(ctx, tx, scope, ref)
+		f, err := findFloating(ctx, tx, scope, ref, true)
 		if err != nil {
 			return err
 		}
@@ -239,19 +254,24 @@ func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref 
 // AssociateFloatingIP binds a floating IP to an instance's fixed address.
 func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string, fixed netip.Addr) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FloatingByAddress(ctx, floating)
-		if err != nil {
-			return err
-		}
-		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
-			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
-		}
-		inst, err := tx.Instance(ctx, instanceUUID)
+		// The instance first, then the floating IP, each locked: a delete
+		// of the instance (which locks it too) either finishes before,
+		// and the instance is gone, or waits and then releases the
+		// binding made here. Two associations of one floating IP queue
+		// on its row, and the second sees the first's binding.
+		inst, err := tx.LockInstance(ctx, instanceUUID)
 		if err != nil {
 			return err
 		}
 		if !scope.Sees(inst.ProjectID) {
 			return model.Errorf(model.ErrNotFound, "instance %s not found", instanceUUID)
+		}
+		f, err := tx.LockFloatingByAddress(ctx, floating)
+		if err != nil {
+			return err
+		}
+		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
 		}
 		if inst.ProjectID != f.ProjectID {
 			return model.Errorf(model.ErrInvalid, "floating ip %s belongs to project %s, instance %s to %s", floating, f.ProjectID, instanceUUID, inst.ProjectID)
@@ -295,7 +315,7 @@ func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, fl
 // must be the one it is bound to).
 func (m *Manager) DisassociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FloatingByAddress(ctx, floating)
+		f, err := tx.LockFloatingByAddress(ctx, floating)
 		if err != nil {
 			return err
 		}

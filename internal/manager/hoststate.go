@@ -219,7 +219,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 	}
 	mac := strings.ToLower(strings.TrimSpace(ev.MAC))
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FixedIPByAddress(ctx, ev.Address)
+		// Locked: a boot claiming the address or the periodic task
+		// freeing it must not interleave with this event's decision.
+		f, err := tx.LockFixedIPByAddress(ctx, ev.Address)
 		if err != nil {
 			return err
 		}
@@ -230,6 +232,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 				return err
 			}
 			vifMAC = v.MAC
+		}
+		if err := checkLeaseReporter(ctx, tx, f, ev.Host); err != nil {
+			return err
 		}
 		switch ev.Action {
 		case model.LeaseAdd, model.LeaseOld:
@@ -244,7 +249,7 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			}
 			return tx.SetFixedIPLeased(ctx, f.ID, true)
 		case model.LeaseDel:
-			hosts, err := tx.DeleteReleases(ctx, ev.Address, mac)
+			hosts, err := tx.DeleteReleases(ctx, ev.Host, ev.Address, mac)
 			if err != nil {
 				return err
 			}
@@ -262,6 +267,35 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			return model.Errorf(model.ErrInvalid, "unknown lease action %q: use add, old or del", ev.Action)
 		}
 	})
+}
+
+// checkLeaseReporter refuses a lease event about an address that the
+// reporting host's dnsmasq does not serve: a compromised compute host's
+// agent must not mark another host's addresses leased, nor free an
+// address (with del) whose real lease lives on elsewhere. The server of
+// an address is its network's host, or on a multi-host network the host
+// its VIF was booted on (kept with the VIF, which outlives the instance
+// until the address is disassociated). An address without a VIF on a
+// multi-host network has no server to check: a del of it only drops the
+// reporter's own pending releases.
+func checkLeaseReporter(ctx context.Context, tx *store.Tx, f model.FixedIP, reporter string) error {
+	n, err := tx.NetworkByID(ctx, f.NetworkID)
+	if err != nil {
+		return err
+	}
+	server := n.Host
+	if n.MultiHost {
+		server = ""
+		if f.VIFID != 0 {
+			if server, err = tx.VIFDHCPHost(ctx, f.VIFID); err != nil {
+				return err
+			}
+		}
+	}
+	if server != "" && server != reporter {
+		return model.Errorf(model.ErrForbidden, "host %q does not serve address %s: an agent may report only the leases of its own host's dnsmasq", reporter, f.Address)
+	}
+	return nil
 }
 
 // Leases returns what host's dnsmasq on bridge should believe it leased:

@@ -125,7 +125,9 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 				return model.Errorf(model.ErrInvalid, "%v", err)
 			}
 			if n.ProjectID != "" && n.ProjectID != project {
-				return model.Errorf(model.ErrForbidden, "network %q belongs to project %s, not %s", n.Label, n.ProjectID, project)
+				// As reading it: another project's network does not exist
+				// for this one (its name and owner stay private).
+				return model.Errorf(model.ErrInvalid, "network %q not found: give its id, uuid or label (see 'novanet network list')", req.Network)
 			}
 		} else {
 			ns, err := tx.ListNetworks(ctx)
@@ -143,6 +145,11 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 				return model.Errorf(model.ErrInvalid, "no network available to project %s: create one with 'novanet network create'", project)
 			}
 		}
+		// Shared: a delete of the network waits for this boot, then sees
+		// its address in use.
+		if err := tx.LockNetwork(ctx, n.ID, false); err != nil {
+			return model.Errorf(model.ErrConflict, "network %q was deleted while the instance booted: boot into another network", n.Label)
+		}
 		if _, err := tx.Instance(ctx, id); err == nil {
 			return model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", id)
 		} else if !model.IsKind(err, model.ErrNotFound) {
@@ -158,6 +165,13 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 				return model.Errorf(model.ErrInvalid, "security group %q not found in project %s: create it first", name, project)
 			}
 			if err != nil {
+				return err
+			}
+			// Shared: a delete of the group waits for this boot, then sees
+			// the new member; a delete that went first leaves no row.
+			if err := tx.LockSecurityGroup(ctx, g.ID, false); model.IsKind(err, model.ErrNotFound) {
+				return model.Errorf(model.ErrInvalid, "security group %q not found in project %s: create it first", name, project)
+			} else if err != nil {
 				return err
 			}
 			groups = append(groups, g.ID)
@@ -184,7 +198,7 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 		for attempt := 0; attempt < m.opts.CreateUniqueMACAttempts && !ok; attempt++ {
 			vu := uuid.NewString()
 			vif = model.VIF{UUID: vu, MAC: randomMAC(), InstanceUUID: id, NetworkID: n.ID, Device: "tap" + vu[:11]}
-			vif, ok, err = tx.InsertVIF(ctx, vif)
+			vif, ok, err = tx.InsertVIF(ctx, vif, dhcpHost(n, req.Host))
 			if err != nil {
 				return err
 			}
@@ -299,7 +313,11 @@ func instanceDetail(ctx context.Context, tx *store.Tx, id string) (model.Instanc
 // DeleteInstance releases an instance's networking.
 func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		inst, err := tx.Instance(ctx, id)
+		// Locked before reading what to release: an association of a
+		// floating IP made meanwhile through another server either
+		// committed (and is read below) or waits and then finds no
+		// instance.
+		inst, err := tx.LockInstance(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -442,7 +460,7 @@ func (m *Manager) RemoveInstanceSecurityGroup(ctx context.Context, scope model.S
 
 func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, group string, add bool) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		inst, err := tx.Instance(ctx, id)
+		inst, err := tx.LockInstance(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -455,6 +473,11 @@ func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, g
 		g, err := tx.SecurityGroupByName(ctx, inst.ProjectID, group)
 		if err != nil {
 			return err
+		}
+		if add {
+			if err := tx.LockSecurityGroup(ctx, g.ID, false); err != nil {
+				return err
+			}
 		}
 		member := false
 		for _, x := range inst.SecurityGroups {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"novanet/internal/model"
 	"novanet/internal/store"
 )
 
@@ -136,6 +137,22 @@ func (m *Manager) update(ctx context.Context, fn func(tx *store.Tx, c *change) e
 	})
 	if err == nil && c != nil {
 		m.notify(c.hosts...)
+	}
+	return constraintConflict(err)
+}
+
+// constraintConflict turns a constraint the database enforced into a 409.
+// The manager checks before it writes, under the locks the decision
+// needs; a violation that still gets through means a concurrent change
+// the checks could not see (the same uuid booted twice at once, say), and
+// the client's answer is to look again, not a 500 with the database's
+// text in it.
+func constraintConflict(err error) error {
+	if err == nil || model.KindOf(err) != 0 {
+		return err
+	}
+	if store.IsUniqueViolation(err) || store.IsForeignKeyViolation(err) {
+		return model.Errorf(model.ErrConflict, "the request conflicts with a change made at the same time (a name, address or object it names was taken or removed meanwhile): read the current state and retry")
 	}
 	return err
 }

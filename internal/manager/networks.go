@@ -271,6 +271,11 @@ func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateReq
 	var out []model.Network
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
 		out = out[:0]
+		// Overlap is a property of all networks and floating ranges
+		// together: creations take turns.
+		if err := tx.LockName(ctx, "address-space"); err != nil {
+			return err
+		}
 		existing, err := tx.ListNetworks(ctx)
 		if err != nil {
 			return err
@@ -370,6 +375,11 @@ func (m *Manager) DeleteNetwork(ctx context.Context, ref string) error {
 		if err != nil {
 			return err
 		}
+		// Exclusive before counting usage: a boot into it holds it
+		// shared, finishes first and is counted.
+		if err := tx.LockNetwork(ctx, n.ID, true); err != nil {
+			return err
+		}
 		used, err := tx.NetworkUsage(ctx, n.ID)
 		if err != nil {
 			return err
@@ -414,7 +424,7 @@ func (m *Manager) GetFixedIP(ctx context.Context, addr netip.Addr) (model.FixedI
 // SetFixedIPReserved reserves or unreserves an address.
 func (m *Manager) SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserved bool) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FixedIPByAddress(ctx, addr)
+		f, err := tx.LockFixedIPByAddress(ctx, addr)
 		if err != nil {
 			return err
 		}

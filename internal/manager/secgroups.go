@@ -222,6 +222,11 @@ func (m *Manager) UpdateSecurityGroup(ctx context.Context, scope model.Scope, id
 // DeleteSecurityGroup deletes an unused, non-default group.
 func (m *Manager) DeleteSecurityGroup(ctx context.Context, scope model.Scope, id int64) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		// Exclusive before counting members: a boot or membership change
+		// holding the group shared finishes first and is counted.
+		if err := tx.LockSecurityGroup(ctx, id, true); err != nil {
+			return err
+		}
 		g, err := groupFor(ctx, tx, scope, id)
 		if err != nil {
 			return err

@@ -143,10 +143,10 @@ func (t *Tx) Releases(ctx context.Context, host string) ([]Release, error) {
 	return out, rows.Err()
 }
 
-// DeleteReleases drops pending releases of an address (and MAC if given);
-// it returns the hosts that had one.
-func (t *Tx) DeleteReleases(ctx context.Context, addr netip.Addr, mac string) ([]string, error) {
-	q, args := `address = ?`, []any{addr.String()}
+// DeleteReleases drops host's pending releases of an address (and MAC if
+// given); it returns the hosts that had one (host or none).
+func (t *Tx) DeleteReleases(ctx context.Context, host string, addr netip.Addr, mac string) ([]string, error) {
+	q, args := `host = ? AND address = ?`, []any{host, addr.String()}
 	if mac != "" {
 		q += ` AND mac = ?`
 		args = append(args, mac)
