@@ -300,6 +300,9 @@ func TestReplicaRaces(t *testing.T) {
 				if err := proj(0).DeleteInstance(ctx, booted.UUID); err != nil {
 					t.Fatal(err)
 				}
+				if err := proj(0).DeleteSecurityGroup(ctx, g.ID); err != nil {
+					t.Fatal(err)
+				}
 			case delErr == nil && statusOf(bootErr) == 400:
 				// The delete went first: the boot names no group.
 			default:

@@ -10,57 +10,19 @@ import (
 	"novanet/internal/store"
 )
 
-// parseFloatingRange returns the first and last address of a range given
-// as a CIDR (every host address; a /32 or /31 is every address) or a
-// single address.
-func parseFloatingRange(s string) (lo, hi netip.Addr, p netip.Prefix, err error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range is required: give a CIDR such as 203.0.113.0/28 or one address")
-	}
-	if !strings.Contains(s, "/") {
-		a, perr := netip.ParseAddr(s)
-		if perr != nil || !a.Is4() {
-			return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 address or CIDR", s)
-		}
-		return a, a, netip.PrefixFrom(a, 32), nil
-	}
-	p, perr := netip.ParsePrefix(s)
-	if perr != nil || !p.Addr().Is4() {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 CIDR", s)
-	}
-	if p.Masked() != p {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s has host bits set: use %s", p, p.Masked())
-	}
-	if p.Bits() < 16 {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s is larger than a /16: create it in smaller pieces", p)
-	}
-	lo, hi = p.Addr(), broadcastOf(p)
-	if p.Bits() <= 30 {
-		lo, hi = lo.Next(), hi.Prev()
-	}
-	return lo, hi, p, nil
-}
-
 // CreateFloatingRange is nova-manage floating create.
 func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRangeRequest) ([]model.FloatingIP, error) {
-	lo, hi, p, err := parseFloatingRange(req.IPRange)
-	if err != nil {
+	if err := req.Check(); err != nil {
 		return nil, err
 	}
+	lo, hi, p, _ := model.ParseFloatingRange("ip_range", req.IPRange)
 	pool := strings.TrimSpace(req.Pool)
 	if pool == "" {
 		pool = m.opts.DefaultFloatingPool
 	}
-	if err := validGroupName(pool); err != nil || strings.ContainsAny(pool, " \t/") {
-		return nil, model.Errorf(model.ErrInvalid, "pool name %q is invalid: use letters, digits, '-' or '_'", pool)
-	}
 	iface := strings.TrimSpace(req.Interface)
 	if iface == "" {
 		iface = m.opts.PublicInterface
-	}
-	if err := validIfName("interface", iface); err != nil {
-		return nil, err
 	}
 	var addrs []netip.Addr
 	for a := lo; ; a = a.Next() {
@@ -70,7 +32,7 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 		}
 	}
 	var out []model.FloatingIP
-	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+	err := m.update(ctx, func(tx *store.Tx, c *change) error {
 		if err := tx.LockName(ctx, "address-space"); err != nil {
 			return err
 		}
@@ -103,7 +65,7 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 
 // DeleteFloatingRange removes a range none of which is allocated.
 func (m *Manager) DeleteFloatingRange(ctx context.Context, ipRange string) (int, error) {
-	lo, hi, _, err := parseFloatingRange(ipRange)
+	lo, hi, _, err := model.ParseFloatingRange("ip_range", ipRange)
 	if err != nil {
 		return 0, err
 	}
@@ -200,11 +162,9 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 		if err := tx.LockName(ctx, "project:"+scope.ProjectID); err != nil {
 			return err
 		}
-		limit := m.opts.QuotaFloatingIPs
-		if l, ok, err := tx.QuotaLimit(ctx, scope.ProjectID, "floating_ips"); err != nil {
+		limit, err := quota(ctx, tx, scope.ProjectID, "floating_ips", m.opts.QuotaFloatingIPs)
+		if err != nil {
 			return err
-		} else if ok {
-			limit = l
 		}
 		if limit >= 0 {
 			n, err := tx.CountProjectFloating(ctx, scope.ProjectID)
@@ -215,7 +175,6 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 				return model.Errorf(model.ErrQuota, "project %s has %d floating ips, its quota is %d: release one first", scope.ProjectID, n, limit)
 			}
 		}
-		var err error
 		f, err = tx.AllocateFloating(ctx, pool, scope.ProjectID, false)
 		if store.IsNoFreeAddress(err) {
 			pools, perr := tx.FloatingPools(ctx)
@@ -254,6 +213,13 @@ func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref 
 // AssociateFloatingIP binds a floating IP to an instance's fixed address.
 func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string, fixed netip.Addr) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		// An unallocated floating IP is reported before a missing
+		// instance, as it always was; the locked reads below decide.
+		if f, err := tx.FloatingByAddress(ctx, floating); err != nil {
+			return err
+		} else if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
+		}
 		// The instance first, then the floating IP, each locked: a delete
 		// of the instance (which locks it too) either finishes before,
 		// and the instance is gone, or waits and then releases the

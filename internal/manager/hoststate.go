@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
 	"novanet/internal/model"
@@ -13,7 +12,7 @@ import (
 
 // HostState computes host's desired state from one consistent snapshot.
 func (m *Manager) HostState(ctx context.Context, host string) (model.HostState, error) {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return model.HostState{}, err
 	}
 	var hs model.HostState
@@ -175,7 +174,7 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 // wake it at once; changes made by other servers sharing the store are
 // seen by polling every PollInterval.
 func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64, error) {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return 0, err
 	}
 	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.EnsureHost(ctx, host) }); err != nil {
@@ -206,7 +205,7 @@ func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64
 
 // ReportApplied records what an agent applied.
 func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return err
 	}
 	return m.st.Update(ctx, func(tx *store.Tx) error { return tx.ReportApplied(ctx, host, revision, problem) })
@@ -214,10 +213,11 @@ func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64
 
 // RecordLease applies a dnsmasq lease event.
 func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
-	if !ev.Address.IsValid() {
-		return model.Errorf(model.ErrInvalid, "lease event without an address")
+	ev, err := ev.Check()
+	if err != nil {
+		return err
 	}
-	mac := strings.ToLower(strings.TrimSpace(ev.MAC))
+	mac := ev.MAC
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
 		// Locked: a boot claiming the address or the periodic task
 		// freeing it must not interleave with this event's decision.

@@ -12,26 +12,6 @@ import (
 	"novanet/internal/store"
 )
 
-// validHostname checks an RFC 1123 label (the instance's DHCP hostname).
-func validHostname(h string) error {
-	if h == "" {
-		return model.Errorf(model.ErrInvalid, "hostname is required: give a DNS label such as vm1")
-	}
-	if len(h) > 63 {
-		return model.Errorf(model.ErrInvalid, "hostname %q is %d bytes: a DNS label is at most 63", h, len(h))
-	}
-	for i, r := range h {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-'
-		if !ok {
-			return model.Errorf(model.ErrInvalid, "hostname %q contains %q: use letters, digits and '-'", h, r)
-		}
-		if r == '-' && (i == 0 || i == len(h)-1) {
-			return model.Errorf(model.ErrInvalid, "hostname %q starts or ends with '-'", h)
-		}
-	}
-	return nil
-}
-
 func randomMAC() string {
 	var b [3]byte
 	rand.Read(b[:])
@@ -76,6 +56,9 @@ func sourceGroupHosts(ctx context.Context, tx *store.Tx, groups []int64) ([]stri
 
 // BootInstance allocates networking for an instance on a host.
 func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error) {
+	if err := req.Check(); err != nil {
+		return model.InstanceDetail{}, err
+	}
 	project := req.ProjectID
 	if scope.Admin {
 		if project == "" {
@@ -90,12 +73,6 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 	if project == "" {
 		return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "no project in the caller's scope")
 	}
-	if err := validHostname(req.Hostname); err != nil {
-		return model.InstanceDetail{}, err
-	}
-	if err := validHostName(req.Host, false); err != nil {
-		return model.InstanceDetail{}, err
-	}
 	id := req.UUID
 	if id == "" {
 		id = uuid.NewString()
@@ -105,9 +82,6 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 			return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "uuid %q is malformed: give a UUID or leave it empty", req.UUID)
 		}
 		id = u.String()
-	}
-	if req.FixedAddress.IsValid() && !req.FixedAddress.Is4() {
-		return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "fixed address %s is not IPv4", req.FixedAddress)
 	}
 	groupNames := req.SecurityGroups
 	if len(groupNames) == 0 {
@@ -122,12 +96,12 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 			var err error
 			n, err = tx.FindNetwork(ctx, req.Network)
 			if err != nil {
-				return model.Errorf(model.ErrInvalid, "%v", err)
+				return err
 			}
 			if n.ProjectID != "" && n.ProjectID != project {
 				// As reading it: another project's network does not exist
 				// for this one (its name and owner stay private).
-				return model.Errorf(model.ErrInvalid, "network %q not found: give its id, uuid or label (see 'novanet network list')", req.Network)
+				return model.Errorf(model.ErrNotFound, "network %q not found: give its id, uuid or label (see 'novanet network list')", req.Network)
 			}
 		} else {
 			ns, err := tx.ListNetworks(ctx)

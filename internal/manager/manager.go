@@ -31,6 +31,8 @@ type Options struct {
 	// PublicInterface is the default interface of floating ranges.
 	PublicInterface         string // public_interface
 	QuotaFloatingIPs        int    // quota_floating_ips; negative = unlimited
+	QuotaSecurityGroups     int    // quota_security_groups per project; negative = unlimited
+	QuotaSecurityGroupRules int    // quota_security_group_rules per group; negative = unlimited
 	CreateUniqueMACAttempts int    // create_unique_mac_address_attempts
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
@@ -53,6 +55,8 @@ func DefaultOptions() Options {
 		DefaultFloatingPool:        "nova",
 		PublicInterface:            "eth0",
 		QuotaFloatingIPs:           10,
+		QuotaSecurityGroups:        10,
+		QuotaSecurityGroupRules:    20,
 		CreateUniqueMACAttempts:    5,
 		PeriodicInterval:           10 * time.Second,
 		PollInterval:               300 * time.Millisecond,
@@ -94,6 +98,12 @@ func New(st *store.Store, opts Options) *Manager {
 	}
 	if opts.QuotaFloatingIPs == 0 {
 		opts.QuotaFloatingIPs = d.QuotaFloatingIPs
+	}
+	if opts.QuotaSecurityGroups == 0 {
+		opts.QuotaSecurityGroups = d.QuotaSecurityGroups
+	}
+	if opts.QuotaSecurityGroupRules == 0 {
+		opts.QuotaSecurityGroupRules = d.QuotaSecurityGroupRules
 	}
 	if opts.PeriodicInterval <= 0 {
 		opts.PeriodicInterval = d.PeriodicInterval
