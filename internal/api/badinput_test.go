@@ -209,6 +209,7 @@ func badCases(sd seeded) []badCase {
 		{"NUL in group list", "POST", "/v1/instances", P, `{"hostname":"vm9","host":"host-a","security_groups":["default","\u0000"]}`, 400, `field "security_groups[1]" contains a NUL`},
 		{"NUL in URL path", "GET", "/v2.1/os-networks/pri%00vate", A, ``, 400, "URL path"},
 		{"NUL in URL query", "GET", "/v1/hosts/host-a/leases?bridge=br%00100", G, ``, 400, `query parameter "bridge"`},
+		{"NUL in server action", "POST", "/v2.1/servers/" + uuid + "/action", P, `{"addSecurityGroup":{"name":"web\u0000"}}`, 400, `addSecurityGroup: field "name" contains a NUL`},
 		{"invalid UTF-8 in body", "POST", "/v2.1/os-security-groups", P, "{\"security_group\":{\"name\":\"w\xffb\",\"description\":\"\"}}", 400, "not valid UTF-8 (first bad byte at offset 28)"},
 		{"invalid UTF-8 in URL", "GET", "/v2.1/os-networks/%ff", A, ``, 400, "URL path"},
 		// 9: labels that would shadow an id or uuid

@@ -924,6 +924,9 @@ func strictInto(raw json.RawMessage, v any, what string) error {
 	if err := dec.Decode(v); err != nil {
 		return invalid("malformed %s: %s", what, jsonProblem(err))
 	}
+	if err := checkNoNUL(v); err != nil {
+		return invalid("%s: %v", what, err)
+	}
 	return nil
 }
 

@@ -30,7 +30,7 @@ const (
 	replicaProjB = "cli-replica-proj-b-0123456789"
 )
 
-func writeReplicaTokens(t *testing.T, dir string) {
+func writeReplicaTokens(t testing.TB, dir string) {
 	t.Helper()
 	tokens := adminTok + " admin\n" + replicaProjA + " project proj-a\n" + replicaProjB + " project proj-b\n"
 	if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte(tokens), 0o600); err != nil {
@@ -40,7 +40,7 @@ func writeReplicaTokens(t *testing.T, dir string) {
 
 // startReplicas builds novanet and starts n serve processes on db, all
 // at once (each its own exec, none waiting for another to listen).
-func startReplicas(t *testing.T, bin, dir, db, prefix string, n int) ([]string, error) {
+func startReplicas(t testing.TB, bin, dir, db, prefix string, n int) ([]string, error) {
 	t.Helper()
 	type proc struct {
 		cmd  *exec.Cmd

@@ -12,7 +12,10 @@ import (
 // Row locks for check-then-act under PostgreSQL's READ COMMITTED: a
 // decision read without a lock may be stale by the time the write lands,
 // because another server's transaction committed in between. Each Lock*
-// reads the row the decision depends on with FOR UPDATE (or FOR SHARE),
+// reads the row the decision depends on with FOR UPDATE (or FOR KEY
+// SHARE, the mode a foreign key check takes: it conflicts only with the
+// FOR UPDATE of a delete, so boots sharing a network or group do not
+// queue behind each other),
 // so a concurrent writer waits, and PostgreSQL re-reads the newest
 // committed version after the wait. SQLite needs none of this: BEGIN
 // IMMEDIATE makes each write transaction the only one, so the same
@@ -70,7 +73,7 @@ func (t *Tx) LockFixedIPByAddress(ctx context.Context, addr netip.Addr) (model.F
 // change that adds a member (many may), exclusive by the delete that
 // must see no member. model.ErrNotFound when the group is gone.
 func (t *Tx) LockSecurityGroup(ctx context.Context, id int64, exclusive bool) error {
-	mode := "SHARE"
+	mode := "KEY SHARE"
 	if exclusive {
 		mode = "UPDATE"
 	}
@@ -85,7 +88,7 @@ func (t *Tx) LockSecurityGroup(ctx context.Context, id int64, exclusive bool) er
 // LockNetwork locks a network's row: shared by a boot into it, exclusive
 // by its delete.
 func (t *Tx) LockNetwork(ctx context.Context, id int64, exclusive bool) error {
-	mode := "SHARE"
+	mode := "KEY SHARE"
 	if exclusive {
 		mode = "UPDATE"
 	}
