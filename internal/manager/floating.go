@@ -71,6 +71,9 @@ func (m *Manager) DeleteFloatingRange(ctx context.Context, ipRange string) (int,
 	}
 	var n int
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		if err := tx.LockFloatingRange(ctx, lo, hi); err != nil {
+			return err
+		}
 		used, err := tx.CountFloatingInRange(ctx, lo, hi, "fl.project_id IS NOT NULL")
 		if err != nil {
 			return err

@@ -60,6 +60,17 @@ func (t *Tx) LockFloatingByID(ctx context.Context, id int64) (Floating, error) {
 	return f, err
 }
 
+// LockFloatingRange locks the floating IP rows in [lo, hi] for update:
+// an allocation (SKIP LOCKED) then passes them by, so a count of the
+// allocated ones stays true until the range is deleted.
+func (t *Tx) LockFloatingRange(ctx context.Context, lo, hi netip.Addr) error {
+	if t.dialect != Postgres {
+		return nil
+	}
+	_, err := t.Exec(ctx, `SELECT id FROM floating_ips WHERE ipnum BETWEEN ? AND ? FOR UPDATE`, IPNum(lo), IPNum(hi))
+	return err
+}
+
 // LockFixedIPByAddress returns the fixed IP row locked for update.
 func (t *Tx) LockFixedIPByAddress(ctx context.Context, addr netip.Addr) (model.FixedIP, error) {
 	f, err := scanFixedIP(t.QueryRow(ctx, `SELECT `+fixedCols+` FROM fixed_ips WHERE address = ?`+t.lockClause("UPDATE"), addr.String()))
