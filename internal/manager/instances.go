@@ -332,18 +332,15 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		}
 		var floats []floatOp
 		for _, f := range fixed {
-			if _, ok := nets[f.NetworkID]; ok {
-				continue
+			n, ok := nets[f.NetworkID]
+			if !ok {
+				if n, err = tx.NetworkByID(ctx, f.NetworkID); err != nil {
+					return err
+				}
+				nets[n.ID] = n
+				hosts = append(hosts, n.Host)
 			}
-			n, err := tx.NetworkByID(ctx, f.NetworkID)
-			if err != nil {
-				return err
-			}
-			nets[n.ID] = n
-			hosts = append(hosts, n.Host)
-		}
-		if len(fixed) > 0 {
-			fls, err := tx.Floatings(ctx, `fl.fixed_ip_id IN (SELECT id FROM fixed_ips WHERE instance_uuid = ?)`, id)
+			fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
 			if err != nil {
 				return err
 			}
