@@ -186,13 +186,7 @@ func invalid(format string, args ...any) error {
 	return model.Errorf(model.ErrInvalid, format, args...)
 }
 
-func parseAddr(s, what string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, invalid("%s %q is not an IPv4 address", what, s)
-	}
-	return a, nil
-}
+func parseAddr(s, what string) (netip.Addr, error) { return model.ParseAddr4(what, s) }
 
 func parseID(s, what string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
