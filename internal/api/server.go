@@ -104,6 +104,10 @@ func (s *Server) handle(pattern string, a access, h handler) {
 			writeError(w, s.log, r, err)
 			return
 		}
+		if err := checkURLText(r); err != nil {
+			writeError(w, s.log, r, err)
+			return
+		}
 		if pid, _ := r.Context().Value(urlProjectKey{}).(string); pid != "" && p.Role == RoleProject && pid != p.ProjectID {
 			writeError(w, s.log, r, model.Errorf(model.ErrForbidden, "the URL names project %q but the token belongs to project %q", pid, p.ProjectID))
 			return
@@ -174,8 +178,10 @@ func (s *Server) rewrite(r *http.Request) (project string) {
 		p = "/v2.1"
 	}
 	if rest, ok := strings.CutPrefix(p, "/v2.1/"); ok {
-		seg, tail, _ := strings.Cut(rest, "/")
-		if !computeResources[seg] {
+		// Only /v2.1/{project_id}/<resource>: a lone unknown segment
+		// (/v2.1/os-cells) is an unknown resource, not a project.
+		seg, tail, hasTail := strings.Cut(rest, "/")
+		if hasTail && !computeResources[seg] && !strings.HasPrefix(seg, "os-") {
 			project = seg
 			p = "/v2.1/" + tail
 		}
@@ -240,6 +246,10 @@ func statusOf(err error) (int, string, string) {
 	if errors.As(err, &tl) {
 		return 413, "overLimit", "invalid"
 	}
+	var mna *methodNotAllowed
+	if errors.As(err, &mna) {
+		return 405, "badMethod", "invalid"
+	}
 	return 500, "computeFault", ""
 }
 
@@ -255,7 +265,9 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			code, key, msg = 503, "serviceUnavailable", "the request was cancelled (server shutting down or client gone); retry"
 		} else {
-			msg = "internal error: " + msg + "; see the server log"
+			// The cause (often the database's own text) goes to the log
+			// only: it tells a client nothing it can act on.
+			msg = "internal error at " + time.Now().UTC().Format(time.RFC3339Nano) + ": see the server log for that time; retry later"
 		}
 	}
 	body := map[string]any{key: map[string]any{"code": code, "message": msg, "kind": kind}}
@@ -301,6 +313,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errEmptyBody
 	}
+	if err := checkBodyText(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {
 		dec.DisallowUnknownFields()
@@ -311,7 +326,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
 	if dec.More() {
 		return model.Errorf(model.ErrInvalid, "malformed request body: trailing data after the JSON value")
 	}
-	return nil
+	return checkNoNUL(v)
 }
 
 func jsonProblem(err error) string {

@@ -66,6 +66,7 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	o.DefaultFloatingPool = cfg.DefaultFloatingPool
 	o.PublicInterface = cfg.PublicInterface
 	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
+	o.QuotaSecurityGroups, o.QuotaSecurityGroupRules = cfg.QuotaSecurityGroups, cfg.QuotaSecurityGroupRules
 	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
 	o.FlatNetworkBridge = cfg.FlatNetworkBridge
 	return o

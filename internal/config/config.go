@@ -51,6 +51,8 @@ type Config struct {
 	AutoAssignFloatingIP           bool           `opt:"auto_assign_floating_ip" default:"false"`
 	DefaultFloatingPool            string         `opt:"default_floating_pool" default:"nova"`
 	QuotaFloatingIPs               int            `opt:"quota_floating_ips" default:"10"`
+	QuotaSecurityGroups            int            `opt:"quota_security_groups" default:"10"`
+	QuotaSecurityGroupRules        int            `opt:"quota_security_group_rules" default:"20"`
 	SendARPForHA                   bool           `opt:"send_arp_for_ha" default:"false"`
 	SendARPForHACount              int            `opt:"send_arp_for_ha_count" default:"3"`
 	VLANStart                      int            `opt:"vlan_start" default:"100"`

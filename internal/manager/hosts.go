@@ -36,7 +36,7 @@ func (m *Manager) ListHosts(ctx context.Context) ([]model.HostReport, error) {
 // ReportAgentVersion records the version host's agent runs; an unchanged
 // version costs no write.
 func (m *Manager) ReportAgentVersion(ctx context.Context, host, version string) error {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return err
 	}
 	if len(version) > 100 {
