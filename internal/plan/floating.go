@@ -54,7 +54,7 @@ func floatBucket(prefix string, a netip.Addr) (netip.Prefix, string) {
 // that NATs nothing, or one that cannot be planned, is left out with a
 // warning so the rest of the host still converges.
 func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwork, o Options) {
-	p.FloatingAddrs = []InterfaceAddr{}
+	p.FloatingAddrs = []FloatingAddr{}
 	if len(floats) == 0 {
 		return
 	}
@@ -95,7 +95,7 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 			p.Warnings = append(p.Warnings, fmt.Sprintf("floating ip %s is left out: its range names no interface and public_interface is not set; set public_interface in this host's configuration", f.Address))
 			continue
 		}
-		p.FloatingAddrs = append(p.FloatingAddrs, InterfaceAddr{Interface: iface, Address: hostPrefix(f.Address)})
+		p.FloatingAddrs = append(p.FloatingAddrs, FloatingAddr{InterfaceAddr{Interface: iface, Address: hostPrefix(f.Address)}, f.FixedAddress})
 
 		block, name := floatBucket(floatDNATPrefix, f.Address)
 		c := dnat[name]

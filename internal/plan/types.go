@@ -46,8 +46,9 @@ type Plan struct {
 	Dnsmasq  []Dnsmasq `json:"dnsmasq"`
 	// Releases are DHCPRELEASEs to send to this host's dnsmasq.
 	Releases []Release `json:"releases"`
-	// FloatingAddrs are /32 addresses to hold on public interfaces.
-	FloatingAddrs []InterfaceAddr `json:"floating_addrs"`
+	// FloatingAddrs are the floating /32 addresses to hold on public
+	// interfaces, with the fixed address each is NATed to.
+	FloatingAddrs []FloatingAddr `json:"floating_addrs"`
 	Firewall      Firewall        `json:"firewall"`
 	// Warnings name parts of the host state this planner left out (a
 	// network kind it does not handle yet), for the agent to report.
@@ -126,6 +127,13 @@ type Release struct {
 type InterfaceAddr struct {
 	Interface string       `json:"interface"`
 	Address   netip.Prefix `json:"address"`
+}
+
+// FloatingAddr is a floating address held on Interface and NATed to
+// Fixed.
+type FloatingAddr struct {
+	InterfaceAddr
+	Fixed netip.Addr `json:"fixed"`
 }
 
 // Firewall is the rule model: tables of chains of typed rules. Every chain
