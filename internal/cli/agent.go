@@ -130,6 +130,13 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		return err
 	}
 	fw := iptables.New()
+	floating, err := link.NewFloating(log)
+	if err != nil {
+		return err
+	}
+	if cfg.SendARPForHA {
+		floating.ARPCount = cfg.SendARPForHACount
+	}
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
 	a := agent.New(agent.Config{
@@ -139,6 +146,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
 		Logger:         log,
 	}, api, links, fw, dhcp)
+	a.SetFloating(floating)
 
 	if once {
 		return a.Sync(ctx, true)

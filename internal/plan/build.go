@@ -91,7 +91,7 @@ func Build(st model.HostState, o Options) (Plan, error) {
 	if len(p.Bridges) > 0 {
 		// Bridged traffic must pass through iptables (br_netfilter): the
 		// FORWARD accepts above and the instance firewall act on it.
-		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: "1"})
+		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: brNetfilter(nets)})
 	}
 	return p, nil
 }

@@ -40,6 +40,22 @@ const (
 	floatBucketBits = 28
 )
 
+// brNetfilter is the value of net.bridge.bridge-nf-call-iptables: on
+// where instances are bridged (their firewall and anti-spoofing act on
+// bridged frames), off on a host whose bridges carry no instance (a
+// single-host network host). There, with it on, a frame from a VM to a
+// floating address would be DNATed in the bridge's own PREROUTING pass,
+// and br_netfilter, seeing the new destination behind the same bridge,
+// would bridge it back out the uplink it came in on, which a bridge never
+// does: hairpin traffic to floating addresses would vanish. Off, the frame
+// is routed and NATed like any other.
+func brNetfilter(nets []model.HostNetwork) string {
+	if hasRole(nets, hasInstances) {
+		return "1"
+	}
+	return "0"
+}
+
 // floatBucket is the /28 holding a; its chain name is the bucket's base
 // address in hex (27 bytes, under iptables' 28).
 func floatBucket(prefix string, a netip.Addr) (netip.Prefix, string) {
@@ -95,7 +111,15 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 			p.Warnings = append(p.Warnings, fmt.Sprintf("floating ip %s is left out: its range names no interface and public_interface is not set; set public_interface in this host's configuration", f.Address))
 			continue
 		}
-		p.FloatingAddrs = append(p.FloatingAddrs, FloatingAddr{InterfaceAddr{Interface: iface, Address: hostPrefix(f.Address)}, f.FixedAddress})
+		fa := FloatingAddr{InterfaceAddr: InterfaceAddr{Interface: iface, Address: hostPrefix(f.Address)}, Fixed: f.FixedAddress}
+		for _, hn := range nets {
+			for _, in := range hn.Instances {
+				if in.Address == f.FixedAddress && hn.Network.CIDR.Contains(in.Address) {
+					fa.Port = in.Device
+				}
+			}
+		}
+		p.FloatingAddrs = append(p.FloatingAddrs, fa)
 
 		block, name := floatBucket(floatDNATPrefix, f.Address)
 		c := dnat[name]

@@ -20,6 +20,9 @@ func renderFloating(t *testing.T, pl Plan) string {
 	var b strings.Builder
 	for _, fa := range pl.FloatingAddrs {
 		b.WriteString("# ip addr add " + fa.Address.String() + " dev " + fa.Interface + " (nat to " + fa.Fixed.String() + ")\n")
+		if fa.Port != "" {
+			b.WriteString("# bridge link set dev " + fa.Port + " hairpin on\n")
+		}
 	}
 	for _, w := range pl.Warnings {
 		b.WriteString("# warning: " + w + "\n")
@@ -83,7 +86,7 @@ func TestFloatingRulesFollowNova(t *testing.T) {
 	if i, j := order("-A nova-network-POSTROUTING -s 10.0.0.0/24 -d 10.128.0.0/24 -j ACCEPT"), order("-A POSTROUTING -j nova-postrouting-bottom"); i < 0 || j < 0 {
 		t.Errorf("dmz exemption or snat bottom missing")
 	}
-	if !slices.Equal(pl.FloatingAddrs, []FloatingAddr{{InterfaceAddr{Interface: "eth0", Address: p("198.51.100.3/32")}, a("10.0.0.2")}}) {
+	if !slices.Equal(pl.FloatingAddrs, []FloatingAddr{{InterfaceAddr: InterfaceAddr{Interface: "eth0", Address: p("198.51.100.3/32")}, Fixed: a("10.0.0.2")}}) {
 		t.Errorf("floating addrs = %v", pl.FloatingAddrs)
 	}
 }

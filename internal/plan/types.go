@@ -49,7 +49,7 @@ type Plan struct {
 	// FloatingAddrs are the floating /32 addresses to hold on public
 	// interfaces, with the fixed address each is NATed to.
 	FloatingAddrs []FloatingAddr `json:"floating_addrs"`
-	Firewall      Firewall        `json:"firewall"`
+	Firewall      Firewall       `json:"firewall"`
 	// Warnings name parts of the host state this planner left out (a
 	// network kind it does not handle yet), for the agent to report.
 	Warnings []string `json:"warnings,omitempty"`
@@ -134,6 +134,11 @@ type InterfaceAddr struct {
 type FloatingAddr struct {
 	InterfaceAddr
 	Fixed netip.Addr `json:"fixed"`
+	// Port is the instance's tap when the instance runs on this host: it
+	// gets hairpin mode, so the instance reaches its own floating address
+	// (br_netfilter DNATs that frame in the bridge and sends it back out
+	// the port it came in on).
+	Port string `json:"port,omitempty"`
 }
 
 // Firewall is the rule model: tables of chains of typed rules. Every chain

@@ -52,6 +52,8 @@ type Floating struct {
 	mu   sync.Mutex
 	held map[plan.InterfaceAddr]bool // addresses tagged as ours, as last read or made
 	read bool
+	// hairpins are the taps seen in hairpin mode (a full apply re-checks).
+	hairpins map[string]bool
 	// Changes counts kernel changes; Announced counts gratuitous ARPs sent.
 	Changes, Announced int
 }
@@ -88,7 +90,7 @@ func newFloating(name string, log *slog.Logger) (*Floating, error) {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
 	return &Floating{h: h, sock: &nl.SocketHandle{Socket: s}, packetFD: -1, nsName: name,
-		log: log.With("component", "floating"), ARPInterval: time.Second, held: map[plan.InterfaceAddr]bool{}}, nil
+		log: log.With("component", "floating"), ARPInterval: time.Second, held: map[plan.InterfaceAddr]bool{}, hairpins: map[string]bool{}}, nil
 }
 
 // Close releases the sockets.
@@ -103,11 +105,12 @@ func (f *Floating) Close() {
 	}
 }
 
-// Apply makes the tagged addresses match want: missing ones are added
-// (and announced), tagged ones no longer wanted are removed. full re-reads
-// the kernel instead of trusting what it did last, so an address deleted
-// by hand comes back.
-func (f *Floating) Apply(ctx context.Context, want []plan.InterfaceAddr, full bool) error {
+// Apply makes the tagged addresses match the plan's floating addresses:
+// missing ones are added (and announced), tagged ones no longer wanted are
+// removed, and local instances' taps get hairpin mode. full re-reads the
+// kernel instead of trusting what it did last, so an address deleted by
+// hand comes back.
+func (f *Floating) Apply(ctx context.Context, floats []plan.FloatingAddr, full bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if full || !f.read {
@@ -116,9 +119,19 @@ func (f *Floating) Apply(ctx context.Context, want []plan.InterfaceAddr, full bo
 			return err
 		}
 		f.held, f.read = held, true
+		clear(f.hairpins)
+	}
+	var errs []error
+	want := make([]plan.InterfaceAddr, 0, len(floats))
+	for _, fa := range floats {
+		want = append(want, fa.InterfaceAddr)
+		if fa.Port != "" && !f.hairpins[fa.Port] {
+			if err := f.hairpin(fa.Port); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	wanted := make(map[plan.InterfaceAddr]bool, len(want))
-	var errs []error
 	for _, w := range want {
 		wanted[w] = true
 		if f.held[w] {
@@ -146,6 +159,37 @@ func (f *Floating) Apply(ctx context.Context, want []plan.InterfaceAddr, full bo
 		f.log.Info("removed floating address", "interface", h.Interface, "address", h.Address)
 	}
 	return errors.Join(errs...)
+}
+
+// hairpin turns on hairpin mode on an instance's tap, so the bridge may
+// send a frame back out the port it came in on: an instance's packet to
+// its own floating address is DNATed in the bridge (br_netfilter) and
+// must return to it. Only that instance's frames come back to it. A tap
+// not plugged yet is skipped and tried again on the next apply. Hairpin
+// mode is left on when the association goes: it is harmless, and the tap
+// goes away with the instance.
+func (f *Floating) hairpin(dev string) error {
+	l, err := f.h.LinkByName(dev)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("tap %s: %w", dev, err)
+	}
+	if l.Attrs().MasterIndex == 0 {
+		return nil // not on its bridge yet
+	}
+	if pi, err := f.h.LinkGetProtinfo(l); err == nil && pi.Hairpin {
+		f.hairpins[dev] = true
+		return nil
+	}
+	if err := f.h.LinkSetHairpin(l, true); err != nil {
+		return fmt.Errorf("hairpin mode on %s: %w", dev, err)
+	}
+	f.hairpins[dev] = true
+	f.Changes++
+	f.log.Info("hairpin mode on", "device", dev)
+	return nil
 }
 
 // Announcements is how many gratuitous ARPs were sent.

@@ -13,8 +13,8 @@ import (
 	"novanet/internal/plan"
 )
 
-func fip(dev, addr string) plan.InterfaceAddr {
-	return plan.InterfaceAddr{Interface: dev, Address: netip.PrefixFrom(netip.MustParseAddr(addr), 32)}
+func fip(dev, addr string) plan.FloatingAddr {
+	return plan.FloatingAddr{InterfaceAddr: plan.InterfaceAddr{Interface: dev, Address: netip.PrefixFrom(netip.MustParseAddr(addr), 32)}}
 }
 
 // The applier adds tagged /32s, removes only its own (an operator's /32
@@ -34,7 +34,7 @@ func TestFloatingAddressesOwnOnly(t *testing.T) {
 	}
 	defer f.Close()
 	ctx := context.Background()
-	want := []plan.InterfaceAddr{fip("eth0", "198.51.100.3"), fip("eth0", "198.51.100.4")}
+	want := []plan.FloatingAddr{fip("eth0", "198.51.100.3"), fip("eth0", "198.51.100.4")}
 	if err := f.Apply(ctx, want, false); err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +82,25 @@ func TestFloatingAddressesOwnOnly(t *testing.T) {
 		t.Errorf("full apply did not repair:\n%s", out)
 	}
 
+	// A local instance's tap gets hairpin mode.
+	nettest.Run(t, ns, "ip", "link", "add", "br100", "type", "bridge")
+	nettest.Run(t, ns, "ip", "link", "add", "tapvm1", "type", "veth", "peer", "name", "tapvm1p")
+	nettest.Run(t, ns, "ip", "link", "set", "tapvm1", "master", "br100")
+	withPort := fip("eth0", "198.51.100.3")
+	withPort.Fixed, withPort.Port = netip.MustParseAddr("10.0.0.2"), "tapvm1"
+	if err := f2.Apply(ctx, []plan.FloatingAddr{withPort}, false); err != nil {
+		t.Fatal(err)
+	}
+	if out := nettest.Run(t, ns, "bridge", "-d", "link", "show", "dev", "tapvm1"); !strings.Contains(out, "hairpin on") {
+		t.Errorf("tapvm1 not in hairpin mode:\n%s", out)
+	}
+
 	// An address the operator holds is refused with what to do.
 	err = f2.Apply(ctx, append(want[:1:1], fip("eth0", "198.51.100.99")), false)
 	if err == nil || !strings.Contains(err.Error(), "not put there by novanet") {
 		t.Errorf("claiming the operator's address: %v", err)
 	}
-	err = f2.Apply(ctx, []plan.InterfaceAddr{fip("nosuch0", "198.51.100.7")}, false)
+	err = f2.Apply(ctx, []plan.FloatingAddr{fip("nosuch0", "198.51.100.7")}, false)
 	if err == nil || !strings.Contains(err.Error(), "does not exist on this host") {
 		t.Errorf("missing interface: %v", err)
 	}
@@ -115,7 +128,7 @@ func TestFloatingGratuitousARP(t *testing.T) {
 	f.ARPCount, f.ARPInterval = 3, 50*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := f.Apply(ctx, []plan.InterfaceAddr{fip("eth0", "203.0.113.7")}, false); err != nil {
+	if err := f.Apply(ctx, []plan.FloatingAddr{fip("eth0", "203.0.113.7")}, false); err != nil {
 		t.Fatal(err)
 	}
 	mac := strings.Fields(nettest.Run(t, ns, "cat", "/sys/class/net/eth0/address"))[0]
