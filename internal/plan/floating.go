@@ -16,10 +16,10 @@ import (
 //     nova-network-float-snat SNATs fixed -> floating, ahead of the
 //     fixed_range SNAT in nova-network-snat. The per-address rules live in
 //     bucket chains of one /28 each (nova-network-fdnat-<hex> by floating
-//     address, nova-network-fsnat-<hex> by fixed address), reached by one
-//     prefix rule per bucket: the applier rewrites whole chains that
-//     differ, so associating one address rewrites a chain of at most 16
-//     entries whether the host holds 1 or 1,000 (measured in
+//     address, nova-network-fsnat-<hex> by fixed address), reached through
+//     one chain per /24 (bucketChains): the applier rewrites whole chains
+//     that differ, so associating one address rewrites chains of at most
+//     16 jumps or entries whether the host holds 1 or 1,000 (measured in
 //     docs/BENCHMARKS.md; one flat chain cost 110 ms at 1,000).
 //   - Hairpin. An instance reaching its own floating address is SNATed to
 //     it (nova's -s fixed -d fixed rule). Another instance of the same
@@ -56,12 +56,51 @@ func brNetfilter(nets []model.HostNetwork) string {
 	return "0"
 }
 
-// floatBucket is the /28 holding a; its chain name is the bucket's base
-// address in hex (27 bytes, under iptables' 28).
-func floatBucket(prefix string, a netip.Addr) (netip.Prefix, string) {
-	b := netip.PrefixFrom(a, floatBucketBits).Masked()
-	v := b.Addr().As4()
-	return b, fmt.Sprintf("%s%02x%02x%02x%02x", prefix, v[0], v[1], v[2], v[3])
+// bucketChains spreads per-association rules over chains of one /28
+// each, reached from chains of one /24 each, reached from the rules it
+// returns for the top chain: a chain holds at most 16 jumps or 16
+// associations, so adding one association rewrites about 16-50 rules
+// whatever the host holds. keys are sorted; association i owns
+// rules[i*per:(i+1)*per], and a /28 chain's rules are a slice of rules,
+// not a copy (this runs on every sync). Names are prefix + the block's
+// base address in hex ("-fdnat-c63364" for 198.51.100.0/24,
+// "-fdnat-c6336410" for 198.51.100.16/28: at most 27 bytes, iptables
+// allows 28).
+func bucketChains(prefix string, keys []netip.Addr, rules []Rule, per int, dispatch func(block netip.Prefix, chain string) Rule) (top []Rule, chains []Chain) {
+	var l1 *Chain
+	var b24, b28 netip.Prefix
+	first := 0
+	closeL2 := func(end int) {
+		if end > first {
+			chains[len(chains)-1].Rules = rules[first*per : end*per : end*per]
+		}
+	}
+	for i, k := range keys {
+		if p := netip.PrefixFrom(k, 24).Masked(); l1 == nil || p != b24 {
+			closeL2(i)
+			if l1 != nil {
+				chains = append(chains, *l1)
+			}
+			b24 = p
+			v := p.Addr().As4()
+			l1 = &Chain{Name: fmt.Sprintf("%s%02x%02x%02x", prefix, v[0], v[1], v[2]), Rules: make([]Rule, 0, 16)}
+			top = append(top, dispatch(p, l1.Name))
+			b28 = netip.Prefix{}
+		}
+		if p := netip.PrefixFrom(k, floatBucketBits).Masked(); p != b28 {
+			closeL2(i)
+			b28, first = p, i
+			v := p.Addr().As4()
+			name := fmt.Sprintf("%s%02x%02x%02x%02x", prefix, v[0], v[1], v[2], v[3])
+			chains = append(chains, Chain{Name: name})
+			l1.Rules = append(l1.Rules, dispatch(p, name))
+		}
+	}
+	closeL2(len(keys))
+	if l1 != nil {
+		chains = append(chains, *l1)
+	}
+	return top, chains
 }
 
 // planFloating adds the host's floating associations to the plan: the /32
@@ -87,10 +126,7 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 		return
 	}
 
-	dnat := map[string]*Chain{}
-	snat := map[string]*Chain{}
-	var dnatOrder, snatOrder []string
-	var dnatBuckets, snatBuckets []netip.Prefix
+	kept := make([]model.HostFloatingIP, 0, len(fl))
 	hairpin := map[int]bool{} // index into nets
 	seen := map[netip.Addr]bool{}
 	for _, f := range fl {
@@ -103,15 +139,15 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 			continue
 		}
 		seen[f.Address] = true
-		iface := f.Interface
-		if iface == "" {
-			iface = o.PublicInterface
+		if f.Interface == "" {
+			f.Interface = o.PublicInterface
 		}
-		if iface == "" {
+		if f.Interface == "" {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("floating ip %s is left out: its range names no interface and public_interface is not set; set public_interface in this host's configuration", f.Address))
 			continue
 		}
-		fa := FloatingAddr{InterfaceAddr: InterfaceAddr{Interface: iface, Address: hostPrefix(f.Address)}, Fixed: f.FixedAddress}
+		kept = append(kept, f)
+		fa := FloatingAddr{InterfaceAddr: InterfaceAddr{Interface: f.Interface, Address: hostPrefix(f.Address)}, Fixed: f.FixedAddress}
 		for _, hn := range nets {
 			for _, in := range hn.Instances {
 				if in.Address == f.FixedAddress && hn.Network.CIDR.Contains(in.Address) {
@@ -121,30 +157,6 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 		}
 		p.FloatingAddrs = append(p.FloatingAddrs, fa)
 
-		block, name := floatBucket(floatDNATPrefix, f.Address)
-		c := dnat[name]
-		if c == nil {
-			c = &Chain{Name: name}
-			dnat[name] = c
-			dnatOrder = append(dnatOrder, name)
-			dnatBuckets = append(dnatBuckets, block)
-		}
-		c.Rules = append(c.Rules, Rule{Destination: hostPrefix(f.Address), Target: Target{Verdict: DNAT, ToAddr: f.FixedAddress}})
-
-		block, name = floatBucket(floatSNATPrefix, f.FixedAddress)
-		c = snat[name]
-		if c == nil {
-			c = &Chain{Name: name}
-			snat[name] = c
-			snatOrder = append(snatOrder, name)
-			snatBuckets = append(snatBuckets, block)
-		}
-		fixed := hostPrefix(f.FixedAddress)
-		to := Target{Verdict: SNAT, ToAddr: f.Address}
-		c.Rules = append(c.Rules,
-			Rule{Source: fixed, Destination: fixed, Target: to},
-			Rule{Source: fixed, OutInterface: iface, Target: to})
-
 		for i, hn := range nets {
 			if hn.NAT && hn.BridgeAddress.IsValid() && hn.Network.CIDR.Contains(f.FixedAddress) {
 				hairpin[i] = true
@@ -152,27 +164,30 @@ func planFloating(p *Plan, floats []model.HostFloatingIP, nets []model.HostNetwo
 		}
 	}
 
-	// Bucket chains are appended to the table last: pre, out and fsnat
-	// point into nat.Chains.
-	var buckets []Chain
-	for i, name := range dnatOrder {
-		j := Rule{Destination: dnatBuckets[i], Target: jumpTo(name)}
-		pre.Rules = append(pre.Rules, j)
-		out.Rules = append(out.Rules, j)
-		buckets = append(buckets, *dnat[name])
+	keys := make([]netip.Addr, len(kept))
+	dnat := make([]Rule, len(kept))
+	for i, f := range kept {
+		keys[i] = f.Address
+		dnat[i] = Rule{Destination: hostPrefix(f.Address), Target: Target{Verdict: DNAT, ToAddr: f.FixedAddress}}
 	}
+	top, dchains := bucketChains(floatDNATPrefix, keys, dnat, 1, func(b netip.Prefix, c string) Rule { return Rule{Destination: b, Target: jumpTo(c)} })
+	pre.Rules = append(pre.Rules, top...)
+	out.Rules = append(out.Rules, top...)
 	// SNAT buckets are keyed by fixed address, which need not sort with
-	// the floating addresses: order them by bucket for a stable plan.
-	idx := make([]int, len(snatOrder))
-	for i := range idx {
-		idx[i] = i
+	// the floating addresses (kept as the tie break, for a stable plan).
+	slices.SortStableFunc(kept, func(a, b model.HostFloatingIP) int { return a.FixedAddress.Compare(b.FixedAddress) })
+	snat := make([]Rule, 0, 2*len(kept))
+	for i, f := range kept {
+		keys[i] = f.FixedAddress
+		fixed := hostPrefix(f.FixedAddress)
+		to := Target{Verdict: SNAT, ToAddr: f.Address}
+		snat = append(snat, Rule{Source: fixed, Destination: fixed, Target: to}, Rule{Source: fixed, OutInterface: f.Interface, Target: to})
 	}
-	slices.SortFunc(idx, func(a, b int) int { return snatBuckets[a].Addr().Compare(snatBuckets[b].Addr()) })
-	for _, i := range idx {
-		name := snatOrder[i]
-		fsnat.Rules = append(fsnat.Rules, Rule{Source: snatBuckets[i], Target: jumpTo(name)})
-		buckets = append(buckets, *snat[name])
-	}
+	top, schains := bucketChains(floatSNATPrefix, keys, snat, 2, func(b netip.Prefix, c string) Rule { return Rule{Source: b, Target: jumpTo(c)} })
+	fsnat.Rules = append(fsnat.Rules, top...)
+	// Bucket chains join the table last: pre, out and fsnat point into
+	// nat.Chains.
+	buckets := append(dchains, schains...)
 	done := map[netip.Prefix]bool{}
 	for i, hn := range nets {
 		cidr := hn.Network.CIDR

@@ -67,10 +67,12 @@ func TestFloatingRulesFollowNova(t *testing.T) {
 	}
 	nat := pl.Firewall.Table("nat").Listing()
 	for _, want := range []string{
-		"-A nova-network-PREROUTING -d 198.51.100.0/28 -j nova-network-fdnat-c6336400",
-		"-A nova-network-OUTPUT -d 198.51.100.0/28 -j nova-network-fdnat-c6336400",
+		"-A nova-network-PREROUTING -d 198.51.100.0/24 -j nova-network-fdnat-c63364",
+		"-A nova-network-OUTPUT -d 198.51.100.0/24 -j nova-network-fdnat-c63364",
+		"-A nova-network-fdnat-c63364 -d 198.51.100.0/28 -j nova-network-fdnat-c6336400",
 		"-A nova-network-fdnat-c6336400 -d 198.51.100.3/32 -j DNAT --to-destination 10.0.0.2",
-		"-A nova-network-float-snat -s 10.0.0.0/28 -j nova-network-fsnat-0a000000",
+		"-A nova-network-float-snat -s 10.0.0.0/24 -j nova-network-fsnat-0a0000",
+		"-A nova-network-fsnat-0a0000 -s 10.0.0.0/28 -j nova-network-fsnat-0a000000",
 		"-A nova-network-fsnat-0a000000 -s 10.0.0.2/32 -d 10.0.0.2/32 -j SNAT --to-source 198.51.100.3",
 		"-A nova-network-fsnat-0a000000 -s 10.0.0.2/32 -o eth0 -j SNAT --to-source 198.51.100.3",
 		"-A nova-network-float-snat -s 10.0.0.0/24 -d 10.0.0.0/24 -m conntrack --ctstate DNAT -j SNAT --to-source 10.0.0.1",
@@ -147,9 +149,10 @@ func TestOneAssociationTouchesSmallChains(t *testing.T) {
 			}
 			total += rules
 		}
-		// Two buckets (≤ 16 + 32 rules), plus the dispatch chains when a
-		// new bucket opens (PREROUTING, OUTPUT: N/16 + 1 each).
-		if limit := 48 + 3*(n/16+2); total > limit {
+		// Two buckets (≤ 16 + 32 rules), their /24 chains when a bucket
+		// opens (≤ 16 each), and the top chains when a /24 opens
+		// (PREROUTING, OUTPUT, float-snat: one jump per /24 in use).
+		if limit := 48 + 32 + 3*(n/256+3); total > limit {
 			t.Errorf("at %d floating ips one association rewrites %d rules (limit %d)", n, total, limit)
 		}
 	}
