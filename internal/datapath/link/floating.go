@@ -23,12 +23,14 @@ import (
 )
 
 // FloatingProto tags the floating /32s novanet adds (the address's
-// IFA_PROTO, Linux 6.1 and later; `ip addr` shows "proto 0x6e"). The tag
-// lives on the address itself, so an agent restarted after a
-// disassociation still knows which addresses are its own to remove, and
-// an address an operator put on public_interface is never touched. A
-// bridge records its addresses in its alias instead, but 1,000 /32s do not
-// fit in a 255-byte alias.
+// IFA_PROTO, Linux 6.1 and later; iproute2 6.2 and later shows "proto
+// 0x6e"). The tag lives on the address itself, so an agent restarted
+// after a disassociation still knows which addresses are its own to
+// remove, and an address an operator put on public_interface is never
+// touched. A bridge records its addresses in its alias instead, but 1,000
+// /32s do not fit in a 255-byte alias. On a kernel that ignores the tag,
+// the dump finds none as novanet's: addresses are then added but never
+// removed, and adding one already there is refused with what to do.
 const FloatingProto = 0x6e
 
 const ifaProto = 11 // IFA_PROTO, not in x/sys yet
