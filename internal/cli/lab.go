@@ -170,7 +170,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			w.Flush()
 			fmt.Fprintln(out)
 			w = newTable(out)
-			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tFLOATING\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP")
+			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP\tFLOATING")
 			for _, vm := range st.VMs {
 				client := vm.Client
 				if !vm.ClientRunning {
@@ -181,7 +181,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 					leased = "?"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
-					dash(strings.Join(vm.FloatingIPs, ",")), dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device)
+					dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device, dash(strings.Join(vm.FloatingIPs, ",")))
 			}
 			if err := w.Flush(); err != nil {
 				return err

@@ -3,9 +3,11 @@ package lab_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -253,6 +255,18 @@ func testFloating(t *testing.T, multi bool) {
 			if strings.Join(vm.FloatingIPs, ",") != want {
 				t.Errorf("status shows %s with floating %v, want %q", vm.Name, vm.FloatingIPs, want)
 			}
+		}
+		// The command prints the same: endpoint, tokens, floating column,
+		// and JSON for scripts.
+		out, err := exec.Command(bin, "lab", "status", "--name", l.Name).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), st.API.ProjectToken) || !strings.Contains(string(out), st.API.AdminToken) ||
+			!strings.Contains(string(out), st.API.URL) || !regexp.MustCompile(`(?m)^vm1 .* `+regexp.QuoteMeta(float.String())+`\s*$`).Match(out) {
+			t.Errorf("lab status: %v\n%s", err, out)
+		}
+		out, err = exec.Command(bin, "lab", "status", "--name", l.Name, "-o", "json").Output()
+		var js lab.Status
+		if err != nil || json.Unmarshal(out, &js) != nil || js.API.ProjectToken != st.API.ProjectToken || len(js.VMs) != 3 {
+			t.Errorf("lab status -o json: %v\n%s", err, out)
 		}
 		// The project token drives the API as the VMs' project.
 		fls, err := l.ProjectClient().ListFloatingIPs(ctx)
