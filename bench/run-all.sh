@@ -14,6 +14,7 @@ if [ -n "${NOVANET_HOSTLOCAL:-}" ]; then
 fi
 go test -run XXX -bench . ./internal/plan
 go test -run XXX -bench 'BaselineNova' -benchtime 5x ./internal/agent
+go test -run XXX -bench '^BenchmarkAssociateFloatingIP$' -benchtime 60x ./internal/agent
 NOVANET_BENCH_DIR=/run go test -run XXX -bench 'Converge|HostStateDecode' -benchtime 200x ./internal/agent
 go test -run XXX -bench 'DHCP|Apply' -benchtime 30x ./internal/datapath/dnsmasq 2>&1 | grep -v ' INFO '
 go test -run XXX -bench 'ScriptEvent' -benchtime 300x ./internal/dhcpbridge

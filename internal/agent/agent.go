@@ -71,6 +71,7 @@ type Agent struct {
 	links    Links
 	firewall Firewall
 	dhcp     DHCP
+	floating *floatingSync // nil until SetFloating (floating.go)
 	log      *slog.Logger
 
 	dirty chan bool // true = full resync
@@ -281,6 +282,9 @@ func (a *Agent) apply(ctx context.Context, p plan.Plan, full bool) error {
 	}
 	if err := a.firewall.Apply(ctx, p.Firewall, full); err != nil {
 		errs = append(errs, fmt.Errorf("firewall: %w", err))
+	}
+	if err := a.applyFloating(ctx, p, full); err != nil {
+		errs = append(errs, fmt.Errorf("floating ips: %w", err))
 	}
 	// Releases go before new host entries, so a recycled address is not
 	// refused by dnsmasq as "leased to" the deleted instance.

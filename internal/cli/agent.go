@@ -135,6 +135,13 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		return err
 	}
 	fw := iptables.New()
+	floating, err := link.NewFloating(log)
+	if err != nil {
+		return err
+	}
+	if cfg.SendARPForHA {
+		floating.ARPCount = cfg.SendARPForHACount
+	}
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
 	metrics := agent.NewMetrics()
@@ -153,6 +160,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		Logger:         log,
 		Metrics:        metrics,
 	}, mAPI, mLinks, mFW, mDHCP)
+	a.SetFloating(floating)
 
 	if once {
 		return a.Sync(ctx, true)

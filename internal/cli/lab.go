@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -141,6 +142,13 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON, err := outputJSON(cmd); err != nil {
+				return err
+			} else if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
 			if !st.Up {
 				fmt.Fprintf(out, "lab %s is down\n", name)
 				for _, ns := range st.Namespaces {
@@ -165,7 +173,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			w.Flush()
 			fmt.Fprintln(out)
 			w = newTable(out)
-			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP")
+			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP\tFLOATING")
 			for _, vm := range st.VMs {
 				client := vm.Client
 				if !vm.ClientRunning {
@@ -175,8 +183,8 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 				if st.APIError != "" {
 					leased = "?"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
-					dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
+					dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device, dash(strings.Join(vm.FloatingIPs, ",")))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -184,6 +192,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if st.APIError != "" {
 				fmt.Fprintf(out, "\nthe API did not answer (store view unknown): %s\n", st.APIError)
 			}
+			printLabAPI(out, name, st.API)
 			return nil
 		},
 	}
@@ -202,6 +211,32 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	}
 	cmd.AddCommand(up, boot, del, execCmd, status, down)
 	return cmd
+}
+
+// printLabAPI says how to drive the lab's API: the endpoint answers inside
+// the lab's namespaces.
+func printLabAPI(out io.Writer, name string, a lab.APIAccess) {
+	fmt.Fprintf(out, "\nAPI %s (inside the lab: novanet lab exec --name %s controller -- novanet --os-url %s --os-token TOKEN ...)\n", a.URL, name, a.URL)
+	fmt.Fprintf(out, "  admin token:   %s\n", a.AdminToken)
+	fmt.Fprintf(out, "  project token: %s (project %s, the VMs' project)\n", a.ProjectToken, a.ProjectID)
+	fmt.Fprintf(out, "  floating pool: %s (%s), reachable from the outside host\n", a.FloatingPool, a.FloatingCIDR)
+}
+
+// outputJSON reads the root's --output flag (lab commands are registered
+// without the shared globals).
+func outputJSON(cmd *cobra.Command) (bool, error) {
+	f := cmd.Flag("output")
+	if f == nil {
+		return false, nil
+	}
+	switch v := f.Value.String(); v {
+	case "table", "":
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, usagef("--output %q is unknown; use table or json", v)
+	}
 }
 
 func dash(s string) string {

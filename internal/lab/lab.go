@@ -94,6 +94,9 @@ type State struct {
 	AdminToken string         `json:"admin_token"`
 	PIDs       map[string]int `json:"pids"` // "serve", "agent-<host>"
 	VMs        []VM           `json:"vms"`
+
+	// ProjectToken acts in ProjectID, the VMs' project.
+	ProjectToken string `json:"project_token"`
 }
 
 // Lab is one named lab.
@@ -290,7 +293,7 @@ func (l *Lab) up(ctx context.Context, bin string, o Options) (err error) {
 	if err := os.Chmod(l.Dir, 0o755); err != nil {
 		return err
 	}
-	l.st = State{Name: l.Name, Binary: bin, Options: o, AdminToken: token(), PIDs: map[string]int{}}
+	l.st = State{Name: l.Name, Binary: bin, Options: o, AdminToken: token(), ProjectToken: token(), PIDs: map[string]int{}}
 	if err := l.save(); err != nil {
 		return err
 	}
@@ -402,6 +405,9 @@ func (l *Lab) up(ctx context.Context, bin string, o Options) (err error) {
 		mode = "multi-host (every compute is its VMs' gateway, DHCP and NAT)"
 	}
 	l.printf("lab %s: network private %s on br100, %s", l.Name, o.FixedRange, mode)
+	if err := l.setupFloating(ctx, o); err != nil {
+		return err
+	}
 	for _, h := range Hosts {
 		l.printf("lab %s: starting novanet agent on %s", l.Name, h)
 		if err := l.startDaemon("agent-"+h, h, "agent"); err != nil {
@@ -440,6 +446,7 @@ func checkClient(c string) error {
 func (l *Lab) writeConfigs(o Options) error {
 	var tokens strings.Builder
 	fmt.Fprintf(&tokens, "%s admin\n", l.st.AdminToken)
+	fmt.Fprintf(&tokens, "%s project %s\n", l.st.ProjectToken, ProjectID)
 	agentTokens := map[string]string{}
 	for _, h := range Hosts {
 		agentTokens[h] = token()
@@ -474,6 +481,7 @@ multi_host = %t
 force_dhcp_release = %t
 fixed_ip_disassociate_timeout = %d
 dhcp_lease_time = 120
+send_arp_for_ha = true
 
 [novanet]
 listen = %s
@@ -1097,6 +1105,8 @@ type Status struct {
 	// APIError is set when serve did not answer (VMStatus.APILeased is
 	// then unknown).
 	APIError string
+	// API is how to drive the lab's API (floating.go).
+	API APIAccess
 }
 
 // NamespaceStatus is one namespace of the lab.
@@ -1120,6 +1130,8 @@ type VMStatus struct {
 	ClientRunning bool
 	APIAllocated  bool
 	APILeased     bool
+	// FloatingIPs associated with the VM, from the API.
+	FloatingIPs []string
 }
 
 // Status reports the lab's namespaces, daemons and VMs; the store's
@@ -1176,6 +1188,7 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		}
 		st.VMs = append(st.VMs, vs)
 	}
+	l.floatingStatus(ctx, c, &st)
 	return st, nil
 }
 

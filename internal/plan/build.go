@@ -84,13 +84,14 @@ func Build(st model.HostState, o Options) (Plan, error) {
 	p.Dnsmasq = dm
 	p.Releases = planReleases(nets)
 	p.Firewall = planFirewall(nets, st.Options, o)
+	planFloating(&p, st.FloatingIPs, nets, o)
 	if hasRole(nets, isNetworkHost) {
 		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.ipv4.ip_forward", Value: "1"})
 	}
 	if len(p.Bridges) > 0 {
 		// Bridged traffic must pass through iptables (br_netfilter): the
 		// FORWARD accepts above and the instance firewall act on it.
-		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: "1"})
+		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: brNetfilter(nets)})
 	}
 	return p, nil
 }

@@ -46,9 +46,10 @@ type Plan struct {
 	Dnsmasq  []Dnsmasq `json:"dnsmasq"`
 	// Releases are DHCPRELEASEs to send to this host's dnsmasq.
 	Releases []Release `json:"releases"`
-	// FloatingAddrs are /32 addresses to hold on public interfaces.
-	FloatingAddrs []InterfaceAddr `json:"floating_addrs"`
-	Firewall      Firewall        `json:"firewall"`
+	// FloatingAddrs are the floating /32 addresses to hold on public
+	// interfaces, with the fixed address each is NATed to.
+	FloatingAddrs []FloatingAddr `json:"floating_addrs"`
+	Firewall      Firewall       `json:"firewall"`
 	// Warnings name parts of the host state this planner left out (a
 	// network kind it does not handle yet), for the agent to report.
 	Warnings []string `json:"warnings,omitempty"`
@@ -126,6 +127,18 @@ type Release struct {
 type InterfaceAddr struct {
 	Interface string       `json:"interface"`
 	Address   netip.Prefix `json:"address"`
+}
+
+// FloatingAddr is a floating address held on Interface and NATed to
+// Fixed.
+type FloatingAddr struct {
+	InterfaceAddr
+	Fixed netip.Addr `json:"fixed"`
+	// Port is the instance's tap when the instance runs on this host: it
+	// gets hairpin mode, so the instance reaches its own floating address
+	// (br_netfilter DNATs that frame in the bridge and sends it back out
+	// the port it came in on).
+	Port string `json:"port,omitempty"`
 }
 
 // Firewall is the rule model: tables of chains of typed rules. Every chain

@@ -127,7 +127,11 @@ func sqliteDSN(path string) string {
 	// is a handful of pages, and 8 connections of the default 2 MB would
 	// cost more than the rest of the server.
 	q.Add("_pragma", "cache_size(-512)")
-	return "file:" + path + "?" + q.Encode()
+	// The path is a URI path: '?' would start the query and '#' a
+	// fragment, silently opening another file ("/tmp/a#1/n.db" opened
+	// "/tmp/a"), and '%' would be decoded.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + esc + "?" + q.Encode()
 }
 
 // Close closes the database.

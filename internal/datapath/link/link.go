@@ -201,7 +201,7 @@ func (l *Links) enslaveUplink(br netlink.Link, name string, b plan.Bridge) error
 }
 
 func (l *Links) moveAddresses(from, to netlink.Link) error {
-	addrs, err := l.h.AddrList(from, unix.AF_INET)
+	addrs, err := l.addrList(from)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", from.Attrs().Name, err)
 	}
@@ -242,7 +242,7 @@ func (l *Links) moveAddresses(from, to netlink.Link) error {
 }
 
 func (l *Links) applyAddresses(ctx context.Context, br netlink.Link, b plan.Bridge) error {
-	have, err := l.h.AddrList(br, unix.AF_INET)
+	have, err := l.addrList(br)
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
 	}
