@@ -38,6 +38,9 @@ type Config struct {
 	RoutingSourceIP                netip.Addr     `opt:"routing_source_ip" default:"$my_ip"`
 	MetadataHost                   netip.Addr     `opt:"metadata_host" default:"$my_ip"`
 	MetadataPort                   int            `opt:"metadata_port" default:"8775"`
+	MetadataListen                 string         `opt:"metadata_listen" default:"0.0.0.0"`
+	MetadataProxySharedSecret      string         `opt:"metadata_proxy_shared_secret"`
+	DefaultAvailabilityZone        string         `opt:"default_availability_zone" default:"nova"`
 	DMZCIDR                        []netip.Prefix `opt:"dmz_cidr"`
 	MultiHost                      bool           `opt:"multi_host" default:"false"`
 	NetworkHost                    string         `opt:"network_host" default:"$host"`
@@ -67,6 +70,9 @@ type Config struct {
 	AuthToken      string        `opt:"auth_token,novanet"`
 	AgentSocket    string        `opt:"agent_socket,novanet" default:"/run/novanet/agent.sock"`
 	ResyncInterval time.Duration `opt:"resync_interval,novanet" default:"60s"`
+	// MetadataRequireToken makes the metadata service refuse GETs without
+	// an IMDSv2-style session token (401).
+	MetadataRequireToken bool `opt:"metadata_require_token,novanet" default:"false"`
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -399,6 +405,11 @@ func (c *Config) validate() error {
 	var errs []string
 	if c.MetadataPort < 1 || c.MetadataPort > 65535 {
 		errs = append(errs, fmt.Sprintf("metadata_port %d is not a TCP port (1-65535)", c.MetadataPort))
+	}
+	if c.MetadataListen != "" {
+		if _, err := netip.ParseAddr(c.MetadataListen); err != nil {
+			errs = append(errs, fmt.Sprintf("metadata_listen %q is not an IP address (0.0.0.0 listens on all)", c.MetadataListen))
+		}
 	}
 	for name, v := range map[string]int{
 		"dhcp_lease_time": c.DHCPLeaseTime, "fixed_ip_disassociate_timeout": c.FixedIPDisassociateTimeout,
