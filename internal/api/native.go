@@ -26,6 +26,7 @@ func (s *Server) nativeRoutes() {
 	s.handle("POST /v1/hosts/{host}/applied", hostAgent, s.applied)
 	s.handle("GET /v1/hosts/{host}/leases", hostAgent, s.leases)
 	s.handle("POST /v1/leases", leaseAgent, s.recordLease)
+	s.handle("POST /v1/hosts/{host}/metadata-password", hostAgent, s.setMetadataPassword)
 }
 
 func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {

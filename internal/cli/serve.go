@@ -66,6 +66,7 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	o.PublicInterface = cfg.PublicInterface
 	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
 	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
+	o.DefaultAvailabilityZone = cfg.DefaultAvailabilityZone
 	return o
 }
 
@@ -145,6 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 		defer close(periodicDone)
 		m.RunPeriodic(ctx)
 	}()
+	go serveMetadata(ctx, cfg, m, log)
 	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
 	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
 	cancel()

@@ -31,6 +31,7 @@ type Options struct {
 	PublicInterface         string // public_interface
 	QuotaFloatingIPs        int    // quota_floating_ips; negative = unlimited
 	CreateUniqueMACAttempts int    // create_unique_mac_address_attempts
+	DefaultAvailabilityZone string // default_availability_zone (metadata)
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
 	// PollInterval is how often WaitHost re-reads the store for changes

@@ -38,13 +38,13 @@ import (
 type Source interface {
 	// ByAddress returns the instance whose interface holds addr, with that
 	// interface's facts; a model.ErrNotFound error when none does.
-	ByAddress(ctx context.Context, addr netip.Addr) (model.InstanceMetadata, error)
+	MetadataByAddress(ctx context.Context, addr netip.Addr) (model.InstanceMetadata, error)
 	// ByInstance returns instance uuid's metadata for its interface
 	// holding addr (its first interface when addr is not one of its own).
-	ByInstance(ctx context.Context, uuid string, addr netip.Addr) (model.InstanceMetadata, error)
+	MetadataByInstance(ctx context.Context, uuid string, addr netip.Addr) (model.InstanceMetadata, error)
 	// SetPassword stores the instance's password once: model.ErrConflict
 	// when it already has one.
-	SetPassword(ctx context.Context, uuid, password string) error
+	SetMetadataPassword(ctx context.Context, uuid, password string) error
 }
 
 // ErrUnavailable is what a Source returns when it cannot answer now (the
@@ -173,7 +173,7 @@ func (h *Handler) identify(r *http.Request, src netip.Addr) (model.InstanceMetad
 		if status != 0 {
 			return md, status, msg
 		}
-		md, err = h.src.ByInstance(ctx, uuid, addr)
+		md, err = h.src.MetadataByInstance(ctx, uuid, addr)
 		if err == nil && md.ProjectID != r.Header.Get(headerTenantID) {
 			h.log.Warn("signed metadata request names another project", "instance", uuid, "proxy", src)
 			return md, http.StatusNotFound, "no instance " + uuid + " in that project"
@@ -181,7 +181,7 @@ func (h *Handler) identify(r *http.Request, src netip.Addr) (model.InstanceMetad
 	} else {
 		// X-Forwarded-For and unsigned X-Instance-ID are a guest's words:
 		// the source address decides.
-		md, err = h.src.ByAddress(ctx, src)
+		md, err = h.src.MetadataByAddress(ctx, src)
 	}
 	switch {
 	case err == nil:
@@ -249,7 +249,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, md model.
 		http.Error(w, fmt.Sprintf("password is too large: at most %d bytes", maxPassword), http.StatusBadRequest)
 		return
 	}
-	err = h.src.SetPassword(r.Context(), md.UUID, string(body))
+	err = h.src.SetMetadataPassword(r.Context(), md.UUID, string(body))
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusOK)

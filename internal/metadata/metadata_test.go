@@ -27,7 +27,7 @@ type mapSource struct {
 	all map[netip.Addr]model.InstanceMetadata
 }
 
-func (s *mapSource) ByAddress(_ context.Context, a netip.Addr) (model.InstanceMetadata, error) {
+func (s *mapSource) MetadataByAddress(_ context.Context, a netip.Addr) (model.InstanceMetadata, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	md, ok := s.all[a]
@@ -37,7 +37,7 @@ func (s *mapSource) ByAddress(_ context.Context, a netip.Addr) (model.InstanceMe
 	return md, nil
 }
 
-func (s *mapSource) ByInstance(_ context.Context, uuid string, _ netip.Addr) (model.InstanceMetadata, error) {
+func (s *mapSource) MetadataByInstance(_ context.Context, uuid string, _ netip.Addr) (model.InstanceMetadata, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, md := range s.all {
@@ -48,7 +48,7 @@ func (s *mapSource) ByInstance(_ context.Context, uuid string, _ netip.Addr) (mo
 	return model.InstanceMetadata{}, model.Errorf(model.ErrNotFound, "no instance %s", uuid)
 }
 
-func (s *mapSource) SetPassword(_ context.Context, uuid, pw string) error {
+func (s *mapSource) SetMetadataPassword(_ context.Context, uuid, pw string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for a, md := range s.all {

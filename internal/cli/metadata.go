@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"time"
+
+	"novanet/internal/agent"
+	"novanet/internal/config"
+	"novanet/internal/datapath/link"
+	"novanet/internal/metadata"
+)
+
+// metadataOptions maps the configuration onto the metadata handler's.
+func metadataOptions(cfg *config.Config, log *slog.Logger) metadata.Options {
+	return metadata.Options{
+		ProxySharedSecret: cfg.MetadataProxySharedSecret,
+		RequireToken:      cfg.MetadataRequireToken,
+		Logger:            log,
+	}
+}
+
+// serveMetadata runs serve's metadata service on
+// metadata_listen:metadata_port, answering from the store.
+func serveMetadata(ctx context.Context, cfg *config.Config, src metadata.Source, log *slog.Logger) {
+	if cfg.MetadataListen == "" {
+		log.Info("metadata_listen is empty: serve answers no metadata")
+		return
+	}
+	log = log.With("component", "metadata")
+	addr := net.JoinHostPort(cfg.MetadataListen, strconv.Itoa(cfg.MetadataPort))
+	metadata.ListenAndServe(ctx, addr, metadata.New(src, metadataOptions(cfg, log)), log, 5*time.Second, nil)
+}
+
+// serveAgentMetadata runs the agent's metadata service where this host is
+// the metadata host (multi-host: every compute DNATs its guests'
+// 169.254.169.254 to itself) and novanet serve does not already answer
+// on it. It answers from the agent's cached host state.
+func serveAgentMetadata(ctx context.Context, cfg *config.Config, a *agent.Agent, api agent.PasswordAPI, links *link.Links, log *slog.Logger) {
+	if !cfg.MetadataHost.IsValid() || cfg.MetadataHost != cfg.MyIP {
+		return
+	}
+	if apiOnThisHost(cfg) {
+		log.Info("novanet serve runs on this host and answers its metadata; the agent does not", "api", cfg.APIURL)
+		return
+	}
+	addr := net.JoinHostPort(cfg.MetadataHost.String(), strconv.Itoa(cfg.MetadataPort))
+	a.ServeMetadata(ctx, addr, metadataOptions(cfg, nil), api, links.NeighbourMAC)
+}
+
+// apiOnThisHost reports whether api_url names this host (my_ip,
+// metadata_host or loopback), where serve's own metadata listener holds
+// metadata_port.
+func apiOnThisHost(cfg *config.Config) bool {
+	u, err := url.Parse(cfg.APIURL)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip == cfg.MyIP || ip == cfg.MetadataHost
+}

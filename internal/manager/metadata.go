@@ -1,0 +1,180 @@
+package manager
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+
+	"novanet/internal/model"
+	"novanet/internal/store"
+)
+
+// MetadataByAddress returns the metadata of the instance whose allocated
+// fixed address is addr, read from the store now: nothing is cached by
+// address, so an address handed to a new instance answers for it at once.
+func (m *Manager) MetadataByAddress(ctx context.Context, addr netip.Addr) (model.InstanceMetadata, error) {
+	var md model.InstanceMetadata
+	err := m.view(ctx, func(tx *store.Tx) error {
+		p, err := tx.PortByAddress(ctx, addr)
+		if err != nil {
+			return err
+		}
+		md, err = m.instanceMetadata(ctx, tx, p)
+		return err
+	})
+	return md, err
+}
+
+// MetadataByInstance returns instance uuid's metadata for its interface
+// holding addr, or its first interface.
+func (m *Manager) MetadataByInstance(ctx context.Context, uuid string, addr netip.Addr) (model.InstanceMetadata, error) {
+	var md model.InstanceMetadata
+	err := m.view(ctx, func(tx *store.Tx) error {
+		ps, err := tx.PortsOfInstance(ctx, uuid)
+		if err != nil {
+			return err
+		}
+		if len(ps) == 0 {
+			return model.Errorf(model.ErrNotFound, "instance %s has no network interface", uuid)
+		}
+		p := ps[0]
+		for _, q := range ps {
+			if q.Address.Address == addr {
+				p = q
+			}
+		}
+		md, err = m.instanceMetadata(ctx, tx, p)
+		return err
+	})
+	return md, err
+}
+
+// SetMetadataPassword stores the password an instance's guest posted,
+// once (model.ErrConflict after), and bumps the instance's host so an
+// agent answering its metadata learns it.
+func (m *Manager) SetMetadataPassword(ctx context.Context, uuid, password string) error {
+	if len(password) > 1020 {
+		return model.Errorf(model.ErrInvalid, "password of %d bytes is too large: at most 1020", len(password))
+	}
+	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		inst, err := tx.Instance(ctx, uuid)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, inst.Host); err != nil {
+			return err
+		}
+		return tx.SetInstancePassword(ctx, uuid, password)
+	})
+}
+
+func (m *Manager) instanceMetadata(ctx context.Context, tx *store.Tx, p store.Port) (model.InstanceMetadata, error) {
+	inst, err := tx.Instance(ctx, p.InstanceUUID)
+	if err != nil {
+		return model.InstanceMetadata{}, err
+	}
+	n, err := tx.NetworkByID(ctx, p.NetworkID)
+	if err != nil {
+		return model.InstanceMetadata{}, err
+	}
+	gw := n.Gateway
+	if n.MultiHost {
+		// The instance's gateway is its own host's address on the network.
+		own, err := tx.FixedIPsByHost(ctx, inst.Host)
+		if err != nil {
+			return model.InstanceMetadata{}, err
+		}
+		gw = netip.Addr{}
+		for _, f := range own {
+			if f.NetworkID == n.ID {
+				gw = f.Address
+			}
+		}
+	}
+	return m.buildMetadata(ctx, tx, inst, p, n, gw)
+}
+
+func (m *Manager) buildMetadata(ctx context.Context, tx *store.Tx, inst model.Instance, p store.Port, n model.Network, gw netip.Addr) (model.InstanceMetadata, error) {
+	md := model.InstanceMetadata{
+		UUID: inst.UUID, Hostname: inst.Hostname, ProjectID: inst.ProjectID, Host: inst.Host,
+		AvailabilityZone: m.opts.DefaultAvailabilityZone, UserData: inst.UserData,
+		KeyName: inst.KeyName, KeyData: inst.KeyData, SecurityGroups: []string{}, CreatedAt: inst.CreatedAt,
+		DHCPDomain: m.opts.DHCPDomain, Address: p.Address.Address, MAC: p.MAC, Device: p.Device, VIFUUID: p.UUID,
+		Network: n, Gateway: gw, DNS: []netip.Addr{},
+	}
+	if md.AvailabilityZone == "" {
+		md.AvailabilityZone = "nova"
+	}
+	for _, d := range []netip.Addr{n.DNS1, n.DNS2} {
+		if d.IsValid() {
+			md.DNS = append(md.DNS, d)
+		}
+	}
+	if len(md.DNS) == 0 && n.Kind != model.KindFlat && gw.IsValid() {
+		md.DNS = append(md.DNS, gw) // dnsmasq on the gateway answers DNS
+	}
+	for _, g := range inst.SecurityGroups {
+		sg, err := tx.SecurityGroup(ctx, g)
+		if err != nil {
+			return md, err
+		}
+		md.SecurityGroups = append(md.SecurityGroups, sg.Name)
+	}
+	sort.Strings(md.SecurityGroups)
+	fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, p.Address.ID)
+	if err != nil {
+		return md, err
+	}
+	if len(fls) > 0 {
+		md.FloatingAddress = fls[0].Address
+	}
+	if md.Password, err = tx.InstancePassword(ctx, inst.UUID); err != nil {
+		return md, err
+	}
+	return md, nil
+}
+
+// hostMetadata fills hs.Metadata: the instances whose metadata requests
+// this host answers itself, those of the multi-host networks it is the
+// gateway of (their requests never leave the host).
+func (m *Manager) hostMetadata(ctx context.Context, tx *store.Tx, hs *model.HostState) error {
+	for _, hn := range hs.Networks {
+		if !hn.Network.MultiHost || !hn.NAT {
+			continue
+		}
+		ports, err := tx.Ports(ctx, hn.Network.ID, hs.Host)
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			inst, err := tx.Instance(ctx, p.InstanceUUID)
+			if err != nil {
+				return err
+			}
+			md, err := m.buildMetadata(ctx, tx, inst, p, hn.Network, hn.BridgeAddress)
+			if err != nil {
+				return err
+			}
+			hs.Metadata = append(hs.Metadata, md)
+		}
+	}
+	sort.Slice(hs.Metadata, func(i, j int) bool { return hs.Metadata[i].Address.Less(hs.Metadata[j].Address) })
+	return nil
+}
+
+// SetHostInstancePassword is SetMetadataPassword for an agent answering
+// host's metadata: only instances on host may be named.
+func (m *Manager) SetHostInstancePassword(ctx context.Context, host, uuid, password string) error {
+	var inst model.Instance
+	if err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		inst, err = tx.Instance(ctx, uuid)
+		return err
+	}); err != nil {
+		return err
+	}
+	if inst.Host != host {
+		return model.Errorf(model.ErrForbidden, "instance %s runs on %q, not on %q: its own host's agent answers its metadata", uuid, inst.Host, host)
+	}
+	return m.SetMetadataPassword(ctx, uuid, password)
+}
