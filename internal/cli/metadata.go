@@ -20,6 +20,8 @@ func metadataOptions(cfg *config.Config, log *slog.Logger) metadata.Options {
 	return metadata.Options{
 		ProxySharedSecret: cfg.MetadataProxySharedSecret,
 		RequireToken:      cfg.MetadataRequireToken,
+		RatePerSecond:     float64(cfg.MetadataRateLimit),
+		RateBurst:         4 * cfg.MetadataRateLimit,
 		Logger:            log,
 	}
 }

@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 		defer close(periodicDone)
 		m.RunPeriodic(ctx)
 	}()
-	go serveMetadata(ctx, cfg, m, log)
+	go serveMetadata(ctx, cfg, m.NewMetadataSource(), log)
 	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
 	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
 	cancel()

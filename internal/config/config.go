@@ -73,6 +73,9 @@ type Config struct {
 	// MetadataRequireToken makes the metadata service refuse GETs without
 	// an IMDSv2-style session token (401).
 	MetadataRequireToken bool `opt:"metadata_require_token,novanet" default:"false"`
+	// MetadataRateLimit is each source address's sustained metadata
+	// requests per second; bursts of four seconds' worth pass at once.
+	MetadataRateLimit int `opt:"metadata_rate_limit,novanet" default:"50"`
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -410,6 +413,9 @@ func (c *Config) validate() error {
 		if _, err := netip.ParseAddr(c.MetadataListen); err != nil {
 			errs = append(errs, fmt.Sprintf("metadata_listen %q is not an IP address (0.0.0.0 listens on all)", c.MetadataListen))
 		}
+	}
+	if c.MetadataRateLimit < 1 {
+		errs = append(errs, fmt.Sprintf("metadata_rate_limit %d must be at least 1 request per second per guest (a boot makes about 30)", c.MetadataRateLimit))
 	}
 	for name, v := range map[string]int{
 		"dhcp_lease_time": c.DHCPLeaseTime, "fixed_ip_disassociate_timeout": c.FixedIPDisassociateTimeout,

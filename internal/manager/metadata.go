@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sort"
+	"sync"
 
 	"novanet/internal/model"
 	"novanet/internal/store"
@@ -23,6 +24,84 @@ func (m *Manager) MetadataByAddress(ctx context.Context, addr netip.Addr) (model
 		return err
 	})
 	return md, err
+}
+
+// MetadataSource is the metadata service's view of the store. It keeps
+// the answers it built, by address, but trusts one only while the store's
+// change counter (the sum of all host revisions, read on every request)
+// is the one it was built under: every change that can alter an
+// instance's metadata (boot, delete, group membership, floating
+// association, password) bumps some host's revision in its own
+// transaction, so after a delete the very next request rebuilds, and a
+// recycled address answers for its new instance at once. What it saves
+// is the half dozen queries of a build, not the check.
+type MetadataSource struct {
+	m *Manager
+
+	mu      sync.Mutex // protects the following
+	counter int64
+	byAddr  map[netip.Addr]model.InstanceMetadata
+}
+
+// NewMetadataSource returns the metadata service's source over m.
+func (m *Manager) NewMetadataSource() *MetadataSource {
+	return &MetadataSource{m: m, byAddr: map[netip.Addr]model.InstanceMetadata{}}
+}
+
+// MetadataByAddress is Manager.MetadataByAddress, checked against the
+// store's change counter before a kept answer is reused.
+func (s *MetadataSource) MetadataByAddress(ctx context.Context, addr netip.Addr) (model.InstanceMetadata, error) {
+	now, err := s.m.st.ChangeCounter(ctx)
+	if err != nil {
+		return model.InstanceMetadata{}, err
+	}
+	s.mu.Lock()
+	if now != s.counter {
+		clear(s.byAddr)
+		s.counter = now
+	}
+	md, ok := s.byAddr[addr]
+	s.mu.Unlock()
+	if ok {
+		return md, nil
+	}
+	var built int64
+	err = s.m.view(ctx, func(tx *store.Tx) error {
+		// The counter first: the data read after it is at least as new,
+		// so an answer is never filed under a counter newer than itself.
+		if built, err = tx.ChangeCounter(ctx); err != nil {
+			return err
+		}
+		p, err := tx.PortByAddress(ctx, addr)
+		if err != nil {
+			return err
+		}
+		md, err = s.m.instanceMetadata(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return md, err
+	}
+	s.mu.Lock()
+	if built == s.counter && len(s.byAddr) < maxKeptMetadata {
+		s.byAddr[addr] = md
+	}
+	s.mu.Unlock()
+	return md, nil
+}
+
+// maxKeptMetadata bounds the kept answers (one per address asking).
+const maxKeptMetadata = 65536
+
+// MetadataByInstance is Manager.MetadataByInstance (proxied requests
+// are rare; no reuse).
+func (s *MetadataSource) MetadataByInstance(ctx context.Context, uuid string, addr netip.Addr) (model.InstanceMetadata, error) {
+	return s.m.MetadataByInstance(ctx, uuid, addr)
+}
+
+// SetMetadataPassword is Manager.SetMetadataPassword.
+func (s *MetadataSource) SetMetadataPassword(ctx context.Context, uuid, password string) error {
+	return s.m.SetMetadataPassword(ctx, uuid, password)
 }
 
 // MetadataByInstance returns instance uuid's metadata for its interface

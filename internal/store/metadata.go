@@ -84,3 +84,28 @@ func (t *Tx) SetInstancePassword(ctx context.Context, uuid, password string) err
 	}
 	return nil
 }
+
+const changeCounterQuery = `SELECT COALESCE(SUM(revision), 0) FROM hosts`
+
+// ChangeCounter returns the sum of every host's revision. Every change of
+// any host's desired state bumps a revision by one, and host rows are
+// never deleted, so the counter moves on every such change and never
+// returns to an earlier value: equal counters mean no change in between.
+func (s *Store) ChangeCounter(ctx context.Context) (int64, error) {
+	var n int64
+	q := s.Rebind(changeCounterQuery)
+	var err error
+	if st := s.prepared(q); st != nil {
+		err = st.QueryRowContext(ctx).Scan(&n)
+	} else {
+		err = s.db.QueryRowContext(ctx, q).Scan(&n)
+	}
+	return n, err
+}
+
+// ChangeCounter is Store.ChangeCounter inside the transaction.
+func (t *Tx) ChangeCounter(ctx context.Context) (int64, error) {
+	var n int64
+	err := t.QueryRow(ctx, changeCounterQuery).Scan(&n)
+	return n, err
+}
