@@ -147,6 +147,34 @@ func testMetadata(t *testing.T, multiHost bool) {
 		}
 	})
 
+	t.Run("client-reads", func(t *testing.T) {
+		// cirros's ec2 datasource: 2009-04-04, an instance-id that starts
+		// with "i-", then its key list.
+		g := guests[0]
+		if code, iid := get(t, l, "vm1", "/2009-04-04/meta-data/instance-id"); code != 200 || !strings.HasPrefix(iid, "i-") {
+			t.Errorf("cirros's instance-id read = %d %q", code, iid)
+		}
+		for _, k := range []string{"ami-launch-index", "instance-type", "local-ipv4", "public-ipv4", "hostname", "local-hostname"} {
+			if code, body := get(t, l, "vm1", "/2009-04-04/meta-data/"+k); code != 200 {
+				t.Errorf("cirros's %s read = %d %q", k, code, body)
+			}
+		}
+		// cloud-init's OpenStack source picks the newest version it knows
+		// from the listing (2018-08-27) and needs uuid in its meta_data.
+		if code, vs := get(t, l, "vm1", "/openstack"); code != 200 || !strings.Contains(vs, "2018-08-27\n") || !strings.HasSuffix(vs, "latest") {
+			t.Errorf("/openstack = %d %q", code, vs)
+		}
+		if code, body := get(t, l, "vm1", "/openstack/2018-08-27/meta_data.json"); code != 200 || !strings.Contains(body, g.vm.UUID) {
+			t.Errorf("2018-08-27 meta_data.json = %d %q", code, body)
+		}
+		// cloud-init's EC2 crawl: a listing line ending in / is a
+		// directory, "N=name" is the key N/openssh-key, others are leaves.
+		crawled := crawl(t, l, "vm1", "/2009-04-04/meta-data/")
+		if crawled["public-keys/0/openssh-key"] != g.key || crawled["local-ipv4"] != g.vm.Address || len(crawled) < 15 {
+			t.Errorf("cloud-init style crawl got %v", crawled)
+		}
+	})
+
 	t.Run("forged-headers", func(t *testing.T) {
 		victim := guests[0].vm
 		for _, h := range [][]string{
@@ -261,6 +289,39 @@ func testMetadata(t *testing.T, multiHost bool) {
 			t.Fatalf("GET with token = %d %q", code, body)
 		}
 	})
+}
+
+// crawl reads an EC2 metadata tree the way cloud-init's materializer
+// does; every item a listing names must answer 200.
+func crawl(t *testing.T, l *lab.Lab, vm, base string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		code, listing := get(t, l, vm, base+prefix)
+		if code != 200 {
+			t.Fatalf("%s listing %s%s = %d", vm, base, prefix, code)
+		}
+		for _, line := range strings.Split(listing, "\n") {
+			switch {
+			case line == "":
+			case strings.HasSuffix(line, "/"):
+				walk(prefix + line)
+			default:
+				resource := line
+				if n, _, ok := strings.Cut(line, "="); ok {
+					resource = n + "/openssh-key"
+				}
+				code, body := get(t, l, vm, base+prefix+resource)
+				if code != 200 {
+					t.Errorf("%s: %s%s%s = %d, but the listing names it", vm, base, prefix, resource, code)
+				}
+				out[prefix+resource] = body
+			}
+		}
+	}
+	walk("")
+	return out
 }
 
 // requireTokens turns metadata_require_token on in every host's
