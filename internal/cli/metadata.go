@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/netip"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -39,37 +37,15 @@ func serveMetadata(ctx context.Context, cfg *config.Config, src metadata.Source,
 }
 
 // serveAgentMetadata runs the agent's metadata service where this host is
-// the metadata host (multi-host: every compute DNATs its guests'
-// 169.254.169.254 to itself) and novanet serve does not already answer
-// on it. It answers from the agent's cached host state.
+// the metadata host (its DNAT sends its guests' 169.254.169.254 to
+// itself: every compute in multi-host mode, the network host in
+// single-host mode). It answers from the agent's cached host state; a
+// serve on the same host shares the port (SO_REUSEPORT) and takes over
+// while the agent is down.
 func serveAgentMetadata(ctx context.Context, cfg *config.Config, a *agent.Agent, api agent.PasswordAPI, links *link.Links, log *slog.Logger) {
 	if !cfg.MetadataHost.IsValid() || cfg.MetadataHost != cfg.MyIP {
 		return
 	}
-	if apiOnThisHost(cfg) {
-		log.Info("novanet serve runs on this host and answers its metadata; the agent does not", "api", cfg.APIURL)
-		return
-	}
 	addr := net.JoinHostPort(cfg.MetadataHost.String(), strconv.Itoa(cfg.MetadataPort))
 	a.ServeMetadata(ctx, addr, metadataOptions(cfg, nil), api, links.NeighbourMAC)
-}
-
-// apiOnThisHost reports whether api_url names this host (my_ip,
-// metadata_host or loopback), where serve's own metadata listener holds
-// metadata_port.
-func apiOnThisHost(cfg *config.Config) bool {
-	u, err := url.Parse(cfg.APIURL)
-	if err != nil {
-		return false
-	}
-	h := u.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	ip = ip.Unmap()
-	return ip.IsLoopback() || ip == cfg.MyIP || ip == cfg.MetadataHost
 }

@@ -3,7 +3,9 @@ package manager
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"novanet/internal/model"
@@ -140,7 +142,11 @@ func (m *Manager) SetMetadataPassword(ctx context.Context, uuid, password string
 		if err != nil {
 			return err
 		}
-		if err := c.bump(ctx, tx, inst.Host); err != nil {
+		hosts, err := m.metadataHosts(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, hosts...); err != nil {
 			return err
 		}
 		return tx.SetInstancePassword(ctx, uuid, password)
@@ -214,14 +220,19 @@ func (m *Manager) buildMetadata(ctx context.Context, tx *store.Tx, inst model.In
 }
 
 // hostMetadata fills hs.Metadata: the instances whose metadata requests
-// this host answers itself, those of the multi-host networks it is the
-// gateway of (their requests never leave the host).
+// this host's DNAT sends to itself, those of the networks it is the
+// gateway of: its local instances of multi-host networks, every instance
+// of a single-host network it is the network host of.
 func (m *Manager) hostMetadata(ctx context.Context, tx *store.Tx, hs *model.HostState) error {
 	for _, hn := range hs.Networks {
-		if !hn.Network.MultiHost || !hn.NAT {
+		if !hn.NAT {
 			continue
 		}
-		ports, err := tx.Ports(ctx, hn.Network.ID, hs.Host)
+		on := hs.Host
+		if !hn.Network.MultiHost {
+			on = ""
+		}
+		ports, err := tx.Ports(ctx, hn.Network.ID, on)
 		if err != nil {
 			return err
 		}
@@ -252,8 +263,37 @@ func (m *Manager) SetHostInstancePassword(ctx context.Context, host, uuid, passw
 	}); err != nil {
 		return err
 	}
-	if inst.Host != host {
-		return model.Errorf(model.ErrForbidden, "instance %s runs on %q, not on %q: its own host's agent answers its metadata", uuid, inst.Host, host)
+	var hosts []string
+	if err := m.view(ctx, func(tx *store.Tx) error {
+		var err error
+		hosts, err = m.metadataHosts(ctx, tx, inst)
+		return err
+	}); err != nil {
+		return err
+	}
+	if !slices.Contains(hosts, host) {
+		return model.Errorf(model.ErrForbidden, "instance %s's metadata is answered by %s, not by %q", uuid, strings.Join(hosts, ", "), host)
 	}
 	return m.SetMetadataPassword(ctx, uuid, password)
+}
+
+// metadataHosts are the hosts whose agents answer inst's metadata: its
+// own host (multi-host networks) and the network hosts of its single-host
+// networks.
+func (m *Manager) metadataHosts(ctx context.Context, tx *store.Tx, inst model.Instance) ([]string, error) {
+	hosts := []string{inst.Host}
+	ps, err := tx.PortsOfInstance(ctx, inst.UUID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		n, err := tx.NetworkByID(ctx, p.NetworkID)
+		if err != nil {
+			return nil, err
+		}
+		if !n.MultiHost && n.Host != "" && !slices.Contains(hosts, n.Host) {
+			hosts = append(hosts, n.Host)
+		}
+	}
+	return hosts, nil
 }

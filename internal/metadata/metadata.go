@@ -95,7 +95,7 @@ func New(src Source, opts Options) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{src: src, opts: opts, log: log, tokens: newTokens(opts.Now),
+	return &Handler{src: src, opts: opts, log: log, tokens: newTokens(opts.ProxySharedSecret, opts.Now),
 		limit: newLimiter(opts.RateBurst, opts.RatePerSecond, maxTrackedSources, opts.Now)}
 }
 

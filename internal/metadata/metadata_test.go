@@ -405,6 +405,19 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+func TestTokensSharedThroughTheSecret(t *testing.T) {
+	a := newTokens("s3cret", time.Now)
+	b := newTokens("s3cret", time.Now)
+	c := newTokens("", time.Now)
+	tok := a.issue("uuid", addrA, 60)
+	if !b.valid(tok, "uuid", addrA) {
+		t.Fatal("a token from one service with the shared secret is refused by another")
+	}
+	if c.valid(tok, "uuid", addrA) || b.valid(tok, "uuid", addrB) || b.valid(tok, "other", addrA) {
+		t.Fatal("a token is accepted without the key, from another address or for another instance")
+	}
+}
+
 type tcpServer struct {
 	url string
 	ttl chan int

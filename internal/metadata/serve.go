@@ -6,10 +6,26 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
-// ListenAndServe serves h on addr until ctx ends. A failed bind (the port
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ListenAndServe serves h on addr until ctx ends. The socket is bound
+// with SO_REUSEPORT so that serve (on metadata_listen, usually 0.0.0.0)
+// and the agent (on metadata_host) can share a host and a port: the
+// kernel gives each connection to the most specific listener, the
+// agent's, and to serve's while the agent is down. A failed bind (the port
 // taken, the address not yet on the host) is logged and retried every
 // retry instead of ending the caller: the API beside it keeps working,
 // and the service appears as soon as it can. ready, when not nil, gets
@@ -17,7 +33,7 @@ import (
 func ListenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger, retry time.Duration, ready func(net.Addr)) {
 	warned := false
 	for ctx.Err() == nil {
-		var lc net.ListenConfig
+		lc := net.ListenConfig{Control: reusePort}
 		ln, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
 			if !warned {

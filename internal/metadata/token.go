@@ -17,9 +17,10 @@ import (
 
 // tokens issues and checks IMDSv2-style session tokens. A token is
 // stateless: its expiry, the instance and the address it was issued to,
-// signed with a key that lives only in this process (a restarted service
-// forgets its tokens; the guest asks for a new one after a 401, as
-// cloud-init does).
+// signed with a key derived from metadata_proxy_shared_secret when one is
+// set (so serve and every agent accept each other's tokens), else with a
+// key that lives only in this process (a restarted service forgets its
+// tokens and the guest must ask again after a 401).
 type tokens struct {
 	key []byte
 	now func() time.Time
@@ -27,7 +28,12 @@ type tokens struct {
 
 const maxTokenTTL = 21600
 
-func newTokens(now func() time.Time) *tokens {
+func newTokens(secret string, now func() time.Time) *tokens {
+	if secret != "" {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte("novanet metadata session tokens"))
+		return &tokens{key: m.Sum(nil), now: now}
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		panic("metadata: no randomness for the token key: " + err.Error())
