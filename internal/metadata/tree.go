@@ -92,6 +92,12 @@ func lookup(md model.InstanceMetadata, path string, now time.Time) (item, bool) 
 	if !ok {
 		return item{}, false
 	}
+	if len(tokens) == 3 && tokens[1] == "meta-data" {
+		// The common read, one plain key, without building the tree.
+		if v, ok := ec2Leaf(md, version, tokens[2]); ok {
+			return item{v, textPlain}, true
+		}
+	}
 	var node any = ec2Tree(md, version)
 	for _, t := range tokens[1:] {
 		d, isDir := node.(*dir)
@@ -119,18 +125,60 @@ func since(versions []string, required, requested string) bool {
 	return slices.Index(versions, requested) >= slices.Index(versions, required)
 }
 
+// ec2Leaves are the meta-data keys that are plain values, with the
+// version that introduced each (nova's get_ec2_metadata).
+var ec2Leaves = []struct{ key, since string }{
+	{"ami-id", "1.0"}, {"ami-launch-index", "1.0"}, {"ami-manifest-path", "1.0"},
+	{"instance-id", "1.0"}, {"hostname", "1.0"}, {"local-ipv4", "1.0"},
+	{"reservation-id", "1.0"}, {"security-groups", "1.0"},
+	{"local-hostname", "2007-01-19"}, {"public-hostname", "2007-01-19"}, {"public-ipv4", "2007-01-19"},
+	{"instance-type", "2007-08-29"}, {"instance-action", "2008-09-01"},
+}
+
+// ec2Leaf returns a plain meta-data value, if version has key.
+func ec2Leaf(md model.InstanceMetadata, version, key string) (string, bool) {
+	i := slices.IndexFunc(ec2Leaves, func(l struct{ key, since string }) bool { return l.key == key })
+	if i < 0 || !since(ec2Versions, ec2Leaves[i].since, version) {
+		return "", false
+	}
+	switch key {
+	case "ami-id":
+		return "ami-00000000", true
+	case "ami-launch-index":
+		return strconv.Itoa(md.LaunchIndex), true
+	case "ami-manifest-path":
+		return "FIXME", true // nova's literal value
+	case "instance-id":
+		return EC2InstanceID(md.UUID), true
+	case "hostname", "local-hostname", "public-hostname":
+		return fullHostname(md), true
+	case "local-ipv4":
+		return md.Address.String(), true
+	case "reservation-id":
+		return reservationID(md.UUID), true
+	case "security-groups":
+		return strings.Join(md.SecurityGroups, "\n"), true
+	case "public-ipv4":
+		if md.FloatingAddress.IsValid() {
+			return md.FloatingAddress.String(), true
+		}
+		return "", true
+	case "instance-type":
+		return "", true // novanet is told no flavor; nova answered the flavor name
+	case "instance-action":
+		return "none", true
+	}
+	return "", false
+}
+
 // ec2Tree is nova's get_ec2_metadata for one version.
 func ec2Tree(md model.InstanceMetadata, version string) *dir {
-	hostname := fullHostname(md)
 	m := newDir()
-	m.children["ami-id"] = "ami-00000000"
-	m.children["ami-launch-index"] = strconv.Itoa(md.LaunchIndex)
-	m.children["ami-manifest-path"] = "FIXME" // nova's literal value
-	m.children["instance-id"] = EC2InstanceID(md.UUID)
-	m.children["hostname"] = hostname
-	m.children["local-ipv4"] = md.Address.String()
-	m.children["reservation-id"] = reservationID(md.UUID)
-	m.children["security-groups"] = strings.Join(md.SecurityGroups, "\n")
+	for _, l := range ec2Leaves {
+		if v, ok := ec2Leaf(md, version, l.key); ok {
+			m.children[l.key] = v
+		}
+	}
 	if md.KeyName != "" {
 		key := newDir()
 		key.label = "0=" + md.KeyName
@@ -138,19 +186,6 @@ func ec2Tree(md model.InstanceMetadata, version string) *dir {
 		keys := newDir()
 		keys.children["0"] = key
 		m.children["public-keys"] = keys
-	}
-	if since(ec2Versions, "2007-01-19", version) {
-		m.children["local-hostname"] = hostname
-		m.children["public-hostname"] = hostname
-		public := ""
-		if md.FloatingAddress.IsValid() {
-			public = md.FloatingAddress.String()
-		}
-		m.children["public-ipv4"] = public
-	}
-	if since(ec2Versions, "2007-08-29", version) {
-		// novanet is told no flavor; nova answered the flavor name.
-		m.children["instance-type"] = ""
 	}
 	if since(ec2Versions, "2007-12-15", version) {
 		bdm := newDir()
@@ -162,9 +197,6 @@ func ec2Tree(md model.InstanceMetadata, version string) *dir {
 		p := newDir()
 		p.children["availability-zone"] = md.AvailabilityZone
 		m.children["placement"] = p
-	}
-	if since(ec2Versions, "2008-09-01", version) {
-		m.children["instance-action"] = "none"
 	}
 	top := newDir()
 	top.children["meta-data"] = m
@@ -273,32 +305,48 @@ func jsonItem(v any) item {
 	return item{string(b), appJSON}
 }
 
-func metaDataJSON(md model.InstanceMetadata, version string) map[string]any {
-	m := map[string]any{
-		"uuid":              md.UUID,
-		"name":              md.Hostname,
-		"hostname":          fullHostname(md),
-		"launch_index":      md.LaunchIndex,
-		"availability_zone": md.AvailabilityZone,
-		"meta":              map[string]string{},
-	}
+// metaData is meta_data.json; fields a version lacks are left out.
+type metaData struct {
+	UUID             string            `json:"uuid"`
+	Name             string            `json:"name"`
+	Hostname         string            `json:"hostname"`
+	LaunchIndex      int               `json:"launch_index"`
+	AvailabilityZone string            `json:"availability_zone"`
+	Meta             map[string]string `json:"meta"`
+	PublicKeys       map[string]string `json:"public_keys,omitempty"`
+	Keys             []metaKey         `json:"keys,omitempty"`
+	RandomSeed       string            `json:"random_seed,omitempty"`
+	ProjectID        *string           `json:"project_id,omitempty"`
+	Devices          *[]struct{}       `json:"devices,omitempty"`
+	DedicatedCPUs    *[]int            `json:"dedicated_cpus,omitempty"`
+}
+
+type metaKey struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Data string `json:"data"`
+}
+
+func metaDataJSON(md model.InstanceMetadata, version string) metaData {
+	m := metaData{UUID: md.UUID, Name: md.Hostname, Hostname: fullHostname(md), LaunchIndex: md.LaunchIndex,
+		AvailabilityZone: md.AvailabilityZone, Meta: map[string]string{}}
 	if md.KeyName != "" {
-		m["public_keys"] = map[string]string{md.KeyName: md.KeyData}
-		m["keys"] = []map[string]string{{"name": md.KeyName, "type": "ssh", "data": md.KeyData}}
+		m.PublicKeys = map[string]string{md.KeyName: md.KeyData}
+		m.Keys = []metaKey{{Name: md.KeyName, Type: "ssh", Data: md.KeyData}}
 	}
 	if since(osVersions, osGrizzly, version) {
 		seed := make([]byte, 512)
 		_, _ = rand.Read(seed)
-		m["random_seed"] = base64.StdEncoding.EncodeToString(seed)
+		m.RandomSeed = base64.StdEncoding.EncodeToString(seed)
 	}
 	if since(osVersions, osLiberty, version) {
-		m["project_id"] = md.ProjectID
+		m.ProjectID = &md.ProjectID
 	}
 	if since(osVersions, osNewtonOne, version) {
-		m["devices"] = []any{}
+		m.Devices = &[]struct{}{}
 	}
 	if since(osVersions, osVictoria, version) {
-		m["dedicated_cpus"] = []int{}
+		m.DedicatedCPUs = &[]int{}
 	}
 	return m
 }
