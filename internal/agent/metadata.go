@@ -48,9 +48,17 @@ func (s *agentMetadata) find(match func(model.InstanceMetadata) bool) (model.Ins
 	s.a.mu.Lock()
 	defer s.a.mu.Unlock()
 	for _, md := range s.a.state.Metadata {
-		if match(md) {
-			return md, true
+		if !match(md) {
+			continue
 		}
+		// The host state names the network by id only (its facts are in
+		// state.Networks once).
+		for _, hn := range s.a.state.Networks {
+			if hn.Network.ID == md.Network.ID {
+				md.Network = hn.Network
+			}
+		}
+		return md, true
 	}
 	return model.InstanceMetadata{}, false
 }

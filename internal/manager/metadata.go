@@ -245,6 +245,9 @@ func (m *Manager) hostMetadata(ctx context.Context, tx *store.Tx, hs *model.Host
 			if err != nil {
 				return err
 			}
+			// The network is in hs.Networks already; at thousands of
+			// instances a copy per instance would dominate the state.
+			md.Network = model.Network{ID: hn.Network.ID}
 			hs.Metadata = append(hs.Metadata, md)
 		}
 	}

@@ -32,7 +32,9 @@ type InstanceMetadata struct {
 	Device          string     `json:"device"`
 	VIFUUID         string     `json:"vif_uuid"`
 	FloatingAddress netip.Addr `json:"floating_address,omitzero"`
-	Network         Network    `json:"network"`
+	// Network is the interface's network (in a host state only its ID:
+	// the rest is in HostState.Networks).
+	Network Network `json:"network"`
 	// Gateway and DNS are what the instance's DHCP offer carries: in
 	// multi-host mode its host's own address on the network.
 	Gateway netip.Addr   `json:"gateway,omitzero"`
