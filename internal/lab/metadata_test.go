@@ -215,6 +215,38 @@ func testMetadata(t *testing.T, multiHost bool) {
 		}
 	})
 
+	t.Run("token-answer-ttl-1", func(t *testing.T) {
+		// The packets carrying the token arrive in the guest with IP TTL 1;
+		// an ordinary answer's do not.
+		ttls := func(method string, headers ...string) string {
+			ns, err := l.Namespace("vm1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dump := exec.Command("ip", "netns", "exec", ns, "timeout", "5", "tcpdump", "-l", "-n", "-v", "-i", "eth0",
+				"tcp and src host 169.254.169.254 and src port 80 and (tcp[tcpflags] & tcp-push != 0)")
+			var out strings.Builder
+			dump.Stdout = &out
+			if err := dump.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond) // tcpdump is listening
+			if code, _ := fetch(t, l, "vm1", method, "/latest/api/token", headers...); code != 200 && method == "PUT" {
+				t.Fatalf("PUT token = %d", code)
+			}
+			_ = dump.Wait()
+			return out.String()
+		}
+		put := ttls("PUT", "X-aws-ec2-metadata-token-ttl-seconds: 60")
+		if !strings.Contains(put, "ttl 1,") {
+			t.Errorf("token answer packets, want ttl 1:\n%s", put)
+		}
+		// The same path with GET is an ordinary (405) answer: no TTL change.
+		if plain := ttls("GET"); strings.Contains(plain, "ttl 1,") || !strings.Contains(plain, "ttl ") {
+			t.Errorf("an ordinary answer's packets, want the default ttl:\n%s", plain)
+		}
+	})
+
 	t.Run("password", func(t *testing.T) {
 		if code, body := fetch(t, l, "vm3", "POST", "/openstack/latest/password", "Content-Type: text/plain"); code != 200 {
 			t.Fatalf("POST password = %d %q", code, body)
