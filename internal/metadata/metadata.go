@@ -267,7 +267,11 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, md model.
 
 func isPasswordPath(p string) bool {
 	v, rest, ok := strings.Cut(strings.TrimPrefix(p, "/openstack/"), "/")
-	return strings.HasPrefix(p, "/openstack/") && ok && rest == "password" && osVersionOK(v)
+	if !strings.HasPrefix(p, "/openstack/") || !ok || rest != "password" {
+		return false
+	}
+	version, known := osVersion(v)
+	return known && since(osVersions, osGrizzly, version) // Folsom had no password
 }
 
 func remoteAddr(r *http.Request) (netip.Addr, error) {

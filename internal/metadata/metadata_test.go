@@ -280,6 +280,9 @@ func TestPassword(t *testing.T) {
 	if r := do(h, addrB, "GET", "/openstack/latest/password", nil, ""); r.status != 200 || r.body != "" {
 		t.Fatalf("vm-b's password = %d %q, want empty", r.status, r.body)
 	}
+	if r := do(h, addrB, "POST", "/openstack/2012-08-10/password", nil, "x"); r.status != 405 {
+		t.Fatalf("POST to Folsom's password = %d, want 405 (Folsom has none)", r.status)
+	}
 	if r := do(h, addrA, "POST", "/latest/meta-data/instance-id", nil, "x"); r.status != 405 {
 		t.Fatalf("POST elsewhere = %d, want 405", r.status)
 	}

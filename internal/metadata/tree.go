@@ -236,7 +236,6 @@ func osVersion(v string) (string, bool) {
 	return v, slices.Contains(osVersions, v)
 }
 
-func osVersionOK(v string) bool { _, ok := osVersion(v); return ok }
 
 func openstackItem(md model.InstanceMetadata, tokens []string, now time.Time) (item, bool) {
 	if len(tokens) == 0 {
