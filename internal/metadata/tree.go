@@ -236,7 +236,6 @@ func osVersion(v string) (string, bool) {
 	return v, slices.Contains(osVersions, v)
 }
 
-
 func openstackItem(md model.InstanceMetadata, tokens []string, now time.Time) (item, bool) {
 	if len(tokens) == 0 {
 		today := now.UTC().Format("2006-01-02")
