@@ -19,6 +19,10 @@ NOVANET_BENCH_DIR=/run go test -run XXX -bench 'Converge|HostStateDecode' -bench
 go test -run XXX -bench 'DHCP|Apply' -benchtime 30x ./internal/datapath/dnsmasq 2>&1 | grep -v ' INFO '
 go test -run XXX -bench 'ScriptEvent' -benchtime 300x ./internal/dhcpbridge
 go test -run XXX -bench 'BootStorm' -benchtime 3x ./internal/lab
+go test -run XXX -bench 'HandlerCPU' -benchtime 2s ./internal/metadata
+go test -run XXX -bench 'AgentHandlerCPU' -benchtime 2s ./internal/agent
+go test -run XXX -bench 'MetadataBootStorm' -benchtime 1x ./internal/lab
+sh bench/metadata-wrk.sh
 sh bench/agent-memory.sh
 sh bench/serve-memory.sh
 sh bench/boot-replicas.sh

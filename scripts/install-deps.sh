@@ -9,7 +9,7 @@ fi
 apt-get install -y -qq --no-install-recommends \
   iproute2 procps iptables nftables ebtables ipset conntrack \
   dnsmasq-base dnsmasq-utils busybox isc-dhcp-client \
-  tcpdump iputils-ping postgresql ca-certificates \
+  tcpdump iputils-ping postgresql ca-certificates curl wrk \
   systemd python3-openstackclient >/dev/null
 # Go: the build machines come with it at /usr/local/go. Elsewhere, fetch
 # the version go.mod names from go.dev and check it against its published

@@ -25,6 +25,7 @@ func (s *Server) nativeRoutes() {
 	s.handle("POST /v1/leases", leaseAgent, s.recordLease)
 	s.handle("GET /v1/hosts", adminOnly, s.listHosts)
 	s.viewRoutes()
+	s.handle("POST /v1/hosts/{host}/metadata-password", hostAgent, s.setMetadataPassword)
 }
 
 func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {

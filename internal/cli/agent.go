@@ -182,6 +182,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		}
 	}()
 	go dhcp.Watch(ctx, time.Second, func() { a.Trigger(true) })
+	go serveAgentMetadata(ctx, cfg, a, api, links, log)
 	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)
 	select {

@@ -68,7 +68,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	f.StringVar(&o.DHCPClient, "dhcp-client", o.DHCPClient, "DHCP client in VMs: udhcpc (busybox, as cirros) or dhclient")
 	f.StringVar(&o.FixedRange, "fixed-range", "10.0.0.0/24", "the VM network (the first address is the controller's bridge address)")
 
-	var host, client string
+	var host, client, userData, keyName, keyFile string
 	boot := &cobra.Command{
 		Use:   "boot NAME",
 		Short: "boot a VM on a compute host and wait for its DHCP lease",
@@ -78,12 +78,17 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if err != nil {
 				return err
 			}
-			_, err = l.BootMany(cmd.Context(), []lab.VMSpec{{Name: args[0], Host: host, Client: client}}, 20*time.Second)
+			spec, err := labBootSpec(args[0], host, client, userData, keyName, keyFile)
+			if err != nil {
+				return err
+			}
+			_, err = l.BootMany(cmd.Context(), []lab.VMSpec{spec}, 20*time.Second)
 			return err
 		},
 	}
 	boot.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
 	boot.Flags().StringVar(&client, "dhcp-client", "", "udhcpc or dhclient (default: the one given at up)")
+	addMetadataBootFlags(boot, &userData, &keyName, &keyFile)
 
 	del := &cobra.Command{
 		Use:   "delete NAME",

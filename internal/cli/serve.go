@@ -69,6 +69,7 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	o.QuotaSecurityGroups, o.QuotaSecurityGroupRules = cfg.QuotaSecurityGroups, cfg.QuotaSecurityGroupRules
 	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
 	o.FlatNetworkBridge = cfg.FlatNetworkBridge
+	o.DefaultAvailabilityZone = cfg.DefaultAvailabilityZone
 	return o
 }
 
@@ -154,6 +155,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		defer close(periodicDone)
 		m.RunPeriodic(ctx)
 	}()
+	go serveMetadata(ctx, cfg, m.NewMetadataSource(), log)
 	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
 	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
 	cancel()

@@ -38,6 +38,9 @@ type Config struct {
 	RoutingSourceIP                netip.Addr     `opt:"routing_source_ip" default:"$my_ip"`
 	MetadataHost                   netip.Addr     `opt:"metadata_host" default:"$my_ip"`
 	MetadataPort                   int            `opt:"metadata_port" default:"8775"`
+	MetadataListen                 string         `opt:"metadata_listen" default:"0.0.0.0"`
+	MetadataProxySharedSecret      string         `opt:"metadata_proxy_shared_secret"`
+	DefaultAvailabilityZone        string         `opt:"default_availability_zone" default:"nova"`
 	DMZCIDR                        []netip.Prefix `opt:"dmz_cidr"`
 	MultiHost                      bool           `opt:"multi_host" default:"false"`
 	NetworkHost                    string         `opt:"network_host" default:"$host"`
@@ -72,6 +75,12 @@ type Config struct {
 	MetricsListen  string        `opt:"metrics_listen,novanet"`            // agent's /metrics address; "" = none
 	LogFormat      string        `opt:"log_format,novanet" default:"text"` // text or json
 	LogLevel       string        `opt:"log_level,novanet" default:"info"`  // debug, info, warn, error
+	// MetadataRequireToken makes the metadata service refuse GETs without
+	// an IMDSv2-style session token (401).
+	MetadataRequireToken bool `opt:"metadata_require_token,novanet" default:"false"`
+	// MetadataRateLimit is each source address's sustained metadata
+	// requests per second; bursts of four seconds' worth pass at once.
+	MetadataRateLimit int `opt:"metadata_rate_limit,novanet" default:"50"`
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -404,6 +413,14 @@ func (c *Config) validate() error {
 	var errs []string
 	if c.MetadataPort < 1 || c.MetadataPort > 65535 {
 		errs = append(errs, fmt.Sprintf("metadata_port %d is not a TCP port (1-65535)", c.MetadataPort))
+	}
+	if c.MetadataListen != "" {
+		if _, err := netip.ParseAddr(c.MetadataListen); err != nil {
+			errs = append(errs, fmt.Sprintf("metadata_listen %q is not an IP address (0.0.0.0 listens on all)", c.MetadataListen))
+		}
+	}
+	if c.MetadataRateLimit < 1 {
+		errs = append(errs, fmt.Sprintf("metadata_rate_limit %d must be at least 1 request per second per guest (a boot makes about 30)", c.MetadataRateLimit))
 	}
 	for name, v := range map[string]int{
 		"dhcp_lease_time": c.DHCPLeaseTime, "fixed_ip_disassociate_timeout": c.FixedIPDisassociateTimeout,

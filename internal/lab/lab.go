@@ -665,8 +665,12 @@ func (l *Lab) Boot(ctx context.Context, name, host string) (VM, error) {
 }
 
 // VMSpec names a VM to boot, its host and optionally its DHCP client
-// (udhcpc or dhclient; the lab's default when empty).
-type VMSpec struct{ Name, Host, Client string }
+// (udhcpc or dhclient; the lab's default when empty) and what the
+// metadata service hands it: user data and an SSH public key.
+type VMSpec struct {
+	Name, Host, Client         string
+	UserData, KeyName, KeyData string
+}
 
 // BootMany boots VMs at once (API boots in parallel, plugs, DHCP clients)
 // and waits up to wait for all their leases.
@@ -714,7 +718,8 @@ func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			d, err := c.BootInstance(ctx, model.BootRequest{Hostname: sp.Name, Host: sp.Host, ProjectID: "demo"})
+			d, err := c.BootInstance(ctx, model.BootRequest{Hostname: sp.Name, Host: sp.Host, ProjectID: "demo",
+				UserData: sp.UserData, KeyName: sp.KeyName, KeyData: sp.KeyData})
 			if err != nil {
 				errs[i] = fmt.Errorf("boot %s: %w", sp.Name, err)
 				return

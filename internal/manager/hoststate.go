@@ -165,7 +165,7 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 		sort.Slice(members, func(i, j int) bool { return members[i].Less(members[j]) })
 		hs.SecurityGroups = append(hs.SecurityGroups, model.HostSecurityGroup{SecurityGroup: g, Members: members})
 	}
-	return hs, nil
+	return hs, m.hostMetadata(ctx, tx, &hs)
 }
 
 // WaitHost blocks until host's revision exceeds after or ctx ends, and

@@ -36,7 +36,8 @@ type Options struct {
 	CreateUniqueMACAttempts int    // create_unique_mac_address_attempts
 	// FlatNetworkBridge is the bridge of flat/flatdhcp networks created
 	// without one (flat_network_bridge; "" = the request must name one).
-	FlatNetworkBridge string
+	FlatNetworkBridge       string
+	DefaultAvailabilityZone string // default_availability_zone (metadata)
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
 	// PollInterval is how often WaitHost re-reads the store for changes

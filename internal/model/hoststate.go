@@ -20,6 +20,10 @@ type HostState struct {
 	// SecurityGroups used by instances on this host, with member addresses
 	// of the groups their rules name as sources.
 	SecurityGroups []HostSecurityGroup `json:"security_groups"`
+	// Metadata is what this host's metadata service answers its local
+	// instances with (multi-host networks only: their requests stay on
+	// the host), sorted by address.
+	Metadata []InstanceMetadata `json:"metadata,omitempty"`
 }
 
 // ClusterOptions are the nova.conf options the server owns and every agent

@@ -23,6 +23,7 @@ var dumpTables = []struct{ name, cols, order string }{
 	{"dhcp_releases", "*", "id"},
 	{"hosts", "name, revision, applied_revision, problem", "name"},
 	{"quotas", "*", "project_id, resource"},
+	{"instance_passwords", "*", "instance_uuid"},
 }
 
 // Dump prints every table, rows in key order, one line per row, so tests

@@ -47,6 +47,8 @@ type Links struct {
 	// Changes counts kernel changes made (tests: a second identical
 	// apply must make none).
 	Changes int
+	// indexes remembers bridge indexes for NeighbourMAC (device -> int).
+	indexes sync.Map
 }
 
 // New returns an applier for the current network namespace.

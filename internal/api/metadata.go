@@ -1,0 +1,38 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"novanet/internal/model"
+)
+
+// metadataPasswords is the optional part of the backend behind
+// POST /v1/hosts/{host}/metadata-password (the manager implements it).
+type metadataPasswords interface {
+	SetHostInstancePassword(ctx context.Context, host, uuid, password string) error
+}
+
+// setMetadataPassword stores the password a guest posted to its host
+// agent's metadata service (the agent has no store to write it to).
+func (s *Server) setMetadataPassword(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		InstanceUUID string `json:"instance_uuid"`
+		Password     string `json:"password"`
+	}
+	if err := decode(w, r, &body, true); err != nil {
+		return err
+	}
+	if body.InstanceUUID == "" {
+		return invalid("instance_uuid is required")
+	}
+	b, ok := s.b.(metadataPasswords)
+	if !ok {
+		return model.Errorf(model.ErrNotFound, "this server stores no metadata passwords")
+	}
+	if err := b.SetHostInstancePassword(r.Context(), r.PathValue("host"), body.InstanceUUID, body.Password); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
