@@ -60,11 +60,24 @@ func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) err
 	}
 }
 
-// Leases answers dnsmasq's init: from the API when it answers, else from
-// the cached host state so a dnsmasq restarted during an API outage keeps
-// its leases.
+// initTimeout is how long dnsmasq's init waits for the API before the
+// cached state answers: dnsmasq serves no DHCP until its init returns.
+const initTimeout = 500 * time.Millisecond
+
+// Leases answers dnsmasq's init: from the API when it answers quickly,
+// else from the cached host state, so a dnsmasq restarted during an API
+// outage (or a hung API) keeps its leases and starts serving at once.
+// While the agent already knows the API is down, the cache answers
+// without asking.
 func (h *LeaseHandler) Leases(ctx context.Context, bridge string) ([]model.Lease, error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	h.a.mu.Lock()
+	down, has := h.a.apiDown, h.a.hasState
+	h.a.mu.Unlock()
+	if down && has {
+		h.a.log.Info("dnsmasq init answered from the cached state (api unreachable)", "bridge", bridge)
+		return h.a.cachedLeases(bridge), nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
 	ls, err := h.a.api.Leases(cctx, h.a.cfg.Host, bridge)
 	if err == nil {

@@ -38,6 +38,44 @@ type Firewall struct {
 	known map[string]*tableState // table -> what the kernel holds, as far as we know
 	// Restores counts iptables-restore runs (tests and benchmarks).
 	Restores int
+	// changes describes the restores since TakeChanges.
+	changes []string
+}
+
+// TakeChanges returns what the restores since the last call changed
+// (what differed, what was done).
+func (f *Firewall) TakeChanges() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.changes
+	f.changes = nil
+	return out
+}
+
+// describeFix says what a restore of one table repairs.
+func describeFix(table string, cur *tableState, changed, removed, jumpFix []string) string {
+	var parts []string
+	var missing, differ []string
+	for _, n := range changed {
+		if _, ok := cur.chains[n]; ok {
+			differ = append(differ, n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		parts = append(parts, "chains missing: "+strings.Join(missing, ","))
+	}
+	if len(differ) > 0 {
+		parts = append(parts, "chains differing: "+strings.Join(differ, ","))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "chains no longer planned: "+strings.Join(removed, ","))
+	}
+	if len(jumpFix) > 0 {
+		parts = append(parts, "jumps missing or not first in: "+strings.Join(jumpFix, ","))
+	}
+	return "table " + table + ": " + strings.Join(parts, "; ") + ": restored"
 }
 
 // tableState is the owned part of one table as last read or written.
@@ -229,6 +267,9 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 		next.builtin[bi] = rules
 	}
 	f.known[want.Name] = next
+	if len(f.changes) < 16 {
+		f.changes = append(f.changes, describeFix(want.Name, cur, changed, removed, jumpFix))
+	}
 	return nil
 }
 
