@@ -389,6 +389,9 @@ func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part) error {
 		// Releases go before new host entries, so a recycled address is
 		// not refused by dnsmasq as "leased to" the deleted instance.
 		a.sendReleases(ctx, p.Releases)
+		if r, ok := a.dhcp.(interface{ Recheck() }); ok && full {
+			r.Recheck() // re-read the host entries, not only what the watch saw
+		}
 		if err := a.dhcp.Apply(ctx, p.Dnsmasq); err != nil {
 			errs = append(errs, fmt.Errorf("dnsmasq: %w", err))
 		}

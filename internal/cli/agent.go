@@ -187,5 +187,6 @@ func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *
 	}
 	watch("link", agent.PartLinks, links.Watch)
 	watch("firewall", agent.PartFirewall, fw.Watch)
+	watch("dnsmasq hosts", agent.PartDHCP, dhcp.WatchHosts)
 	go dhcp.Watch(ctx, 250*time.Millisecond, func() { a.Repair(agent.PartDHCP, "dnsmasq is not running") })
 }
