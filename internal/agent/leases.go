@@ -62,7 +62,10 @@ func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) err
 
 // initTimeout is how long dnsmasq's init waits for the API before the
 // cached state answers: dnsmasq serves no DHCP until its init returns.
-const initTimeout = 500 * time.Millisecond
+// The cache holds the same leases as of the last revision the watch
+// announced, so answering from it is safe; a hung API must not add more
+// than this to a dnsmasq restart.
+const initTimeout = 200 * time.Millisecond
 
 // Leases answers dnsmasq's init: from the API when it answers quickly,
 // else from the cached host state, so a dnsmasq restarted during an API

@@ -261,8 +261,10 @@ func missingHosts(d plan.Dnsmasq) string {
 }
 
 // StableAfter is how long a started dnsmasq must live for its failures
-// to be forgotten.
-var StableAfter = 10 * time.Second
+// to be forgotten. One that dies later served DHCP meanwhile and is
+// restarted at once (an operator's kill -9 is repaired without a
+// backoff); restarting such a one costs at most one start per 3 s.
+var StableAfter = 3 * time.Second
 
 func (s *Supervisor) fail(name string) {
 	f := s.failures[name]
