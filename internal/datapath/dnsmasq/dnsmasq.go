@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/netnsdo"
 	"novanet/internal/plan"
@@ -284,20 +284,15 @@ func (s *Supervisor) backoff(name string) time.Duration {
 
 func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 	_ = os.Remove(d.PidFile)
-	var cmd *exec.Cmd
-	if s.Netns != "" {
-		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Netns, Binary}, d.Args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, Binary, d.Args...)
-	}
-	cmd.Env = append(os.Environ(), dhcpbridge.BridgeEnv+"="+d.Bridge)
+	r := runner.Exec{Netns: s.Netns, Env: []string{dhcpbridge.BridgeEnv + "=" + d.Bridge}}
+	cmd := r.Command(ctx, Binary, d.Args...)
 	// dnsmasq forks into the background; its own session keeps it out of
 	// the agent's process group and signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("start failed: %v: %s", err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("start failed: %s: %v: %s", runner.Describe(s.Netns, Binary, d.Args), err, strings.TrimSpace(out.String()))
 	}
 	// The parent exits once the daemon is set up; the pid file follows.
 	deadline := time.Now().Add(3 * time.Second)

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
 )
 
@@ -485,8 +485,8 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 			l.modprobed = true
 			l.mu.Unlock()
 			if try {
-				if out, merr := exec.CommandContext(ctx, "modprobe", "br_netfilter").CombinedOutput(); merr != nil {
-					l.log.Warn("modprobe br_netfilter failed", "err", merr, "output", strings.TrimSpace(string(out)))
+				if _, merr := (runner.Exec{}).Run(ctx, nil, "modprobe", "br_netfilter"); merr != nil {
+					l.log.Warn("modprobe br_netfilter failed", "err", merr)
 				}
 				cur, err = l.readSysctl(ctx, s.Key)
 			}
@@ -530,10 +530,7 @@ func (l *Links) writeSysctl(ctx context.Context, key, value string) error {
 // a process inside it.
 func (l *Links) readProc(ctx context.Context, path string) (string, error) {
 	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "cat", path).Output()
-		if ee, ok := err.(*exec.ExitError); ok {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
+		out, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "cat", path)
 		return strings.TrimSpace(string(out)), err
 	}
 	b, err := os.ReadFile(path)
@@ -542,11 +539,8 @@ func (l *Links) readProc(ctx context.Context, path string) (string, error) {
 
 func (l *Links) writeProc(ctx context.Context, path, value string) error {
 	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-		}
-		return nil
+		_, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path)
+		return err
 	}
 	return os.WriteFile(path, []byte(value+"\n"), 0o644)
 }
