@@ -130,6 +130,14 @@ func TestLocalRepairsNeedNoAPI(t *testing.T) {
 	}
 	t.Logf("tap attached %s after it appeared, no HTTP request", took.Round(time.Millisecond))
 
+	// No feedback loop: the appliers' own changes notify too, and once
+	// converged an idle second changes nothing and restores nothing.
+	restores, changes := fw.Restores, links.Changes
+	time.Sleep(time.Second)
+	if fw.Restores != restores || links.Changes != changes {
+		t.Errorf("idle for a second: %d restores, %d link changes; want none", fw.Restores-restores, links.Changes-changes)
+	}
+
 	// The API hangs; local repairs go on.
 	srv.hang.Store(true)
 	for _, f := range []struct {
