@@ -171,17 +171,23 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *link.Links, fw *iptables.Firewall, dhcp *dnsmasq.Supervisor) {
 	watch := func(what string, part agent.Part, run func(context.Context, func(string)) error) {
 		go func() {
+			backoff := time.Second
 			for ctx.Err() == nil {
+				started := time.Now()
 				err := run(ctx, func(reason string) { a.Repair(part, reason) })
 				if ctx.Err() != nil {
 					return
 				}
-				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err)
+				if time.Since(started) > time.Minute {
+					backoff = time.Second
+				}
+				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_s", backoff.Seconds())
 				a.Trigger(true)
 				select {
 				case <-ctx.Done():
-				case <-time.After(time.Second):
+				case <-time.After(backoff):
 				}
+				backoff = min(2*backoff, 30*time.Second)
 			}
 		}()
 	}
