@@ -1,10 +1,11 @@
 // Package agent is novanet's per-host reconciler. It watches its host's
 // desired state from the API, plans it with the pure planner, and makes
-// the kernel match through thin appliers. It is level-triggered: every
-// sync recomputes the whole plan, so an agent that was down, restarted or
-// killed at any point converges on its next sync. While the API cannot be
-// reached it keeps the datapath as it is (dnsmasq keeps answering) and
-// repairs drift from the last state it saw.
+// the kernel match through thin appliers. It is level-triggered: each
+// new state is planned whole, and every apply compares the kernel with
+// the cached plan, so an agent that was down, restarted or killed at any
+// point converges on its next apply. Kernel and file notifications only
+// say which part to compare; none of them waits on the API, so drift is
+// repaired from the cached state whatever the API is doing.
 package agent
 
 import (
@@ -345,6 +346,9 @@ func (a *Agent) applyPending(ctx context.Context) error {
 	a.mu.Unlock()
 	drift := a.noteRepair(pd, done, start)
 	a.queueReport(rev, err, drift, pd.parts&partFull != 0)
+	if pd.parts == PartSysctls && len(done) == 0 && err == nil {
+		return nil // the 500 ms check found nothing: not worth a line
+	}
 	lvl := slog.LevelDebug
 	if pd.parts&partFull != 0 || err != nil {
 		lvl = slog.LevelInfo
