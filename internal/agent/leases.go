@@ -37,6 +37,13 @@ func (a *Agent) Leases() *LeaseHandler {
 // HandleLease queues one event for the API.
 func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) error {
 	ev.Host = h.a.cfg.Host
+	if ev.Action == model.LeaseDel {
+		// Forget it now, not once the del is delivered: an "old" right
+		// behind it (a dnsmasq restart) must reach the API too.
+		h.mu.Lock()
+		delete(h.delivered, leaseKey(ev))
+		h.mu.Unlock()
+	}
 	if ev.Action == model.LeaseOld {
 		h.mu.Lock()
 		known := h.delivered[leaseKey(ev)]
