@@ -1,10 +1,11 @@
 // Package agent is novanet's per-host reconciler. It watches its host's
 // desired state from the API, plans it with the pure planner, and makes
-// the kernel match through thin appliers. It is level-triggered: every
-// sync recomputes the whole plan, so an agent that was down, restarted or
-// killed at any point converges on its next sync. While the API cannot be
-// reached it keeps the datapath as it is (dnsmasq keeps answering) and
-// repairs drift from the last state it saw.
+// the kernel match through thin appliers. It is level-triggered: each
+// new state is planned whole, and every apply compares the kernel with
+// the cached plan, so an agent that was down, restarted or killed at any
+// point converges on its next apply. Kernel and file notifications only
+// say which part to compare; none of them waits on the API, so drift is
+// repaired from the cached state whatever the API is doing.
 package agent
 
 import (
@@ -56,7 +57,14 @@ type Config struct {
 	Host           string
 	Plan           plan.Options
 	ResyncInterval time.Duration // full resync; default 60s
-	MinInterval    time.Duration // minimum time between syncs; default 50ms
+	MinInterval    time.Duration // minimum time between applies; default 50ms
+	// CheckInterval is how often what the kernel cannot report (sysctls
+	// such as ip_forward) is re-read; default 500ms. It reads a few /proc
+	// files and changes nothing when they match.
+	CheckInterval time.Duration
+	// FetchTimeout bounds one host state fetch; default 10s. Applying
+	// never waits for it: the datapath is driven from the cached state.
+	FetchTimeout time.Duration
 	// StateFile caches the last host state so a restart while the API is
 	// unreachable can still answer dnsmasq's init and repair drift.
 	StateFile string
@@ -64,7 +72,10 @@ type Config struct {
 	Metrics   *Metrics // optional (metrics.go)
 }
 
-// Agent reconciles one host.
+// Agent reconciles one host. Two loops share its cached state: follow
+// talks to the API (long-poll, fetch, report), applyLoop makes the kernel
+// match the cached plan. No API call is ever made on the apply path, so
+// a hung or partitioned API cannot hold back a local repair.
 type Agent struct {
 	cfg      Config
 	api      API
@@ -74,15 +85,23 @@ type Agent struct {
 	floating *floatingSync // nil until SetFloating (floating.go)
 	log      *slog.Logger
 
-	dirty chan bool // true = full resync
+	wake    chan struct{} // something is pending
+	reports chan struct{} // a report is pending
 
 	mu       sync.Mutex // protects the following
 	state    model.HostState
 	hasState bool
+	plan     plan.Plan
+	planErr  error
+	hasPlan  bool
+	pending  pending
+	apiDown  bool // the last API call failed: answer dnsmasq from the cache at once
 	applied  int64
 	released map[string]bool // mac|ip of releases already sent
 	syncs    int
 	lastErr  error
+	repairs  repairStats
+	toReport report
 }
 
 // New builds an agent.
@@ -93,6 +112,12 @@ func New(cfg Config, api API, links Links, fw Firewall, dhcp DHCP) *Agent {
 	if cfg.MinInterval <= 0 {
 		cfg.MinInterval = 50 * time.Millisecond
 	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = 500 * time.Millisecond
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 10 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -100,51 +125,59 @@ func New(cfg Config, api API, links Links, fw Firewall, dhcp DHCP) *Agent {
 	a := &Agent{
 		cfg: cfg, api: api, links: links, firewall: fw, dhcp: dhcp,
 		log:      log.With("component", "agent", "host", cfg.Host),
-		dirty:    make(chan bool, 1),
+		wake:     make(chan struct{}, 1),
+		reports:  make(chan struct{}, 1),
 		released: map[string]bool{},
 	}
 	a.loadCachedState()
 	return a
 }
 
-// Trigger asks for a sync soon (full: re-read the kernel too).
+// Trigger asks for an apply from the cached plan soon (full: re-read the
+// kernel instead of trusting what was applied last). It makes no API
+// call: a fetch happens only when the API announces a new revision.
 func (a *Agent) Trigger(full bool) {
+	if full {
+		a.Repair(PartAll|partFull, "full resync requested")
+		return
+	}
+	a.Repair(PartLinks, "")
+}
+
+// Repair asks for the given parts to be re-checked against the kernel
+// from the cached plan; reason (may be empty) says what was seen, for the
+// repair report.
+func (a *Agent) Repair(parts Part, reason string) {
+	a.mu.Lock()
+	a.pending.add(parts, reason, time.Now())
+	a.mu.Unlock()
 	select {
-	case a.dirty <- full:
+	case a.wake <- struct{}{}:
 	default:
-		if full {
-			// A pending light sync would lose the full flag: replace it.
-			select {
-			case <-a.dirty:
-			default:
-			}
-			select {
-			case a.dirty <- true:
-			default:
-			}
-		}
 	}
 }
 
-// Run watches and reconciles until ctx ends. The first sync is full.
+// Run follows the API and reconciles until ctx ends. The first apply is
+// full, from the cached state when there is one.
 func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); a.watch(ctx) }()
 	defer wg.Wait()
-
-	a.Trigger(true)
+	for _, loop := range []func(context.Context){a.follow, a.reporter, a.checkUnwatchable} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	a.Repair(PartAll|partFull, "agent started")
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
 	var last time.Time
 	for {
-		var full bool
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-resync.C:
-			full = true
-		case full = <-a.dirty:
+			a.Repair(PartAll|partFull, "periodic resync")
+			continue
+		case <-a.wake:
 		}
 		if wait := a.cfg.MinInterval - time.Since(last); wait > 0 {
 			select {
@@ -153,144 +186,227 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-time.After(wait):
 			}
 		}
-		// Coalesce whatever arrived meanwhile.
-		select {
-		case f := <-a.dirty:
-			full = full || f
-		default:
-		}
 		last = time.Now()
-		a.Sync(ctx, full)
+		a.applyPending(ctx)
 	}
 }
 
-// watch long-polls the API for revisions newer than the one we hold.
-func (a *Agent) watch(ctx context.Context) {
+// checkUnwatchable asks, every CheckInterval, for a re-read of what sends
+// no notification when it changes (sysctls).
+func (a *Agent) checkUnwatchable(ctx context.Context) {
+	t := time.NewTicker(a.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.Repair(PartSysctls, "")
+		}
+	}
+}
+
+// follow long-polls the API for revisions newer than the cached one and
+// fetches the new state; it is the only loop that waits on the API.
+func (a *Agent) follow(ctx context.Context) {
 	backoff := 200 * time.Millisecond
+	fetch := true
 	for ctx.Err() == nil {
+		if fetch {
+			if err := a.refresh(ctx); err == nil {
+				fetch = false
+				backoff = 200 * time.Millisecond
+			} else if !a.sleep(ctx, &backoff) {
+				return
+			}
+			continue
+		}
 		a.mu.Lock()
 		known := a.state.Revision
-		if !a.hasState {
-			known = 0 // any revision the server has is news
-		}
 		a.mu.Unlock()
 		rev, err := a.api.WaitHost(ctx, a.cfg.Host, known, 30*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			a.log.Warn("watch failed; datapath left as is", "err", err, "retry_in_s", backoff.Seconds())
-			select {
-			case <-ctx.Done():
+			a.setAPIDown(true)
+			a.log.Warn("watch failed; datapath kept and repaired from the cached state", "err", err, "retry_in_s", backoff.Seconds())
+			if !a.sleep(ctx, &backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
+			fetch = true // a revision may have been missed meanwhile
 			continue
 		}
+		a.setAPIDown(false)
 		backoff = 200 * time.Millisecond
-		if rev != known {
-			a.Trigger(false)
-			// Let the sync pick the new state before polling again, so we
-			// do not spin on a revision we already know is newer.
-			a.waitApplied(ctx, rev)
-		}
+		fetch = rev != known
 	}
 }
 
-func (a *Agent) waitApplied(ctx context.Context, rev int64) {
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		a.mu.Lock()
-		have := a.hasState && a.state.Revision >= rev
-		a.mu.Unlock()
-		if have {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+func (a *Agent) sleep(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
 	}
+	*backoff = min(*backoff*2, 5*time.Second)
+	return true
 }
 
-// Sync fetches the desired state (falling back to the cached one), plans
-// and applies it. Errors are logged once here and reported to the API.
-func (a *Agent) Sync(ctx context.Context, full bool) error {
-	start := time.Now()
-	defer a.cfg.Metrics.ObserveSync(full, start)
-	st, err := a.api.HostState(ctx, a.cfg.Host)
-	fresh := err == nil
-	if err != nil {
-		a.mu.Lock()
-		has := a.hasState
-		st = a.state
-		a.mu.Unlock()
-		if !has {
-			a.log.Warn("no host state yet; nothing applied", "err", err)
-			return err
-		}
-		if !full {
-			// Keep the datapath as it is until the API is back; only attach
-			// taps that appeared meanwhile, from the cached plan.
-			if p, perr := plan.Build(st, a.cfg.Plan); perr == nil {
-				_ = a.links.ApplyBridges(ctx, p.Bridges, false)
-			}
-			return err
-		}
-		a.log.Warn("api unreachable; repairing drift from the cached state", "err", err, "revision", st.Revision)
-	} else {
-		a.mu.Lock()
-		a.state, a.hasState = st, true
-		a.mu.Unlock()
-		a.saveCachedState(st)
-	}
+func (a *Agent) setAPIDown(down bool) {
+	a.mu.Lock()
+	a.apiDown = down
+	a.mu.Unlock()
+}
 
-	p, err := plan.Build(st, a.cfg.Plan)
+// refresh fetches the host state within FetchTimeout, caches it with its
+// plan and asks for it to be applied.
+func (a *Agent) refresh(ctx context.Context) error {
+	fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
+	st, err := a.api.HostState(fctx, a.cfg.Host)
+	cancel()
 	if err != nil {
-		a.report(ctx, fresh, st.Revision, err)
-		a.log.Error("plan failed", "err", err, "revision", st.Revision)
+		a.setAPIDown(true)
+		if ctx.Err() == nil {
+			a.log.Warn("fetching host state failed; datapath kept and repaired from the cached state", "err", err)
+		}
 		return err
+	}
+	a.setState(st, true)
+	a.saveCachedState(st)
+	a.Repair(PartAll|partState, "")
+	return nil
+}
+
+// setState caches st and its plan (planning is pure: done here, once per
+// revision, not on every apply).
+func (a *Agent) setState(st model.HostState, fresh bool) {
+	p, err := plan.Build(st, a.cfg.Plan)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.state, a.hasState = st, true
+	a.plan, a.planErr, a.hasPlan = p, err, true
+	if fresh {
+		a.apiDown = false
+	}
+	if err != nil {
+		a.log.Error("plan failed", "err", err, "revision", st.Revision)
 	}
 	for _, w := range p.Warnings {
 		a.log.Warn("plan", "warning", w, "revision", st.Revision)
 	}
-	err = a.apply(ctx, p, full)
-	a.report(ctx, fresh, st.Revision, err)
+}
+
+// Sync fetches the desired state (falling back to the cached one) and
+// applies all of it (agent --once, tests). Errors are logged and
+// reported to the API.
+func (a *Agent) Sync(ctx context.Context, full bool) error {
+	ferr := a.refresh(ctx)
 	a.mu.Lock()
-	a.syncs++
-	a.lastErr = err
-	if err == nil {
-		a.applied = st.Revision
-	}
+	has := a.hasState
 	a.mu.Unlock()
-	lvl := slog.LevelDebug
-	if full || err != nil {
-		lvl = slog.LevelInfo
+	if !has {
+		a.log.Warn("no host state yet; nothing applied", "err", ferr)
+		return ferr
 	}
-	a.log.Log(ctx, lvl, "sync", "revision", st.Revision, "full", full, "networks", len(st.Networks),
-		"dnsmasq", len(p.Dnsmasq), "duration_s", time.Since(start).Seconds(), "err", err)
+	parts := PartAll | partState
+	if full {
+		parts |= partFull
+	}
+	a.Repair(parts, "")
+	err := a.applyPending(ctx)
+	a.sendReport(ctx)
+	if err == nil && ferr != nil {
+		return ferr
+	}
 	return err
 }
 
-// apply runs the appliers in dependency order. Independent steps still
-// run when one fails, so one bad piece does not block the rest.
+// applyPending applies what is pending from the cached plan.
+func (a *Agent) applyPending(ctx context.Context) error {
+	a.mu.Lock()
+	pd := a.pending
+	a.pending = pending{}
+	p, perr, has, rev := a.plan, a.planErr, a.hasPlan, a.state.Revision
+	a.mu.Unlock()
+	if pd.parts == 0 || !has {
+		return nil
+	}
+	if perr != nil {
+		a.queueReport(rev, perr, "", false)
+		return perr
+	}
+	start := time.Now()
+	defer a.cfg.Metrics.ObserveSync(pd.parts&partFull != 0, start)
+	err := a.applyParts(ctx, p, pd.parts)
+	done := a.takeChanges()
+	a.mu.Lock()
+	a.syncs++
+	a.lastErr = err
+	if err == nil && pd.parts&partState != 0 {
+		a.applied = rev
+	}
+	a.mu.Unlock()
+	drift := a.noteRepair(pd, done, start)
+	a.queueReport(rev, err, drift, pd.parts&partFull != 0)
+	if pd.parts == PartSysctls && len(done) == 0 && err == nil {
+		return nil // the 500 ms check found nothing: not worth a line
+	}
+	lvl := slog.LevelDebug
+	if pd.parts&partFull != 0 || err != nil {
+		lvl = slog.LevelInfo
+	}
+	a.log.Log(ctx, lvl, "sync", "revision", rev, "parts", pd.parts.String(), "changes", len(done),
+		"dnsmasq", len(p.Dnsmasq), "duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err)
+	return err
+}
+
+// apply runs every applier on p (benchmarks).
 func (a *Agent) apply(ctx context.Context, p plan.Plan, full bool) error {
+	parts := PartAll
+	if full {
+		parts |= partFull
+	}
+	return a.applyParts(ctx, p, parts)
+}
+
+// applyParts runs the appliers of parts in dependency order. Independent
+// steps still run when one fails, so one bad piece does not block the
+// rest.
+func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part) error {
 	var errs []error
-	if err := a.links.ApplySysctls(ctx, p.Sysctls); err != nil {
-		errs = append(errs, fmt.Errorf("sysctls: %w", err))
+	full := parts&partFull != 0
+	if parts&PartSysctls != 0 {
+		if err := a.links.ApplySysctls(ctx, p.Sysctls); err != nil {
+			errs = append(errs, fmt.Errorf("sysctls: %w", err))
+		}
 	}
-	if err := a.links.ApplyBridges(ctx, p.Bridges, full); err != nil {
-		errs = append(errs, fmt.Errorf("links: %w", err))
+	if parts&PartLinks != 0 {
+		if err := a.links.ApplyBridges(ctx, p.Bridges, full); err != nil {
+			errs = append(errs, fmt.Errorf("links: %w", err))
+		}
 	}
-	if err := a.firewall.Apply(ctx, p.Firewall, full); err != nil {
-		errs = append(errs, fmt.Errorf("firewall: %w", err))
+	if parts&PartFirewall != 0 {
+		// A firewall event re-reads the kernel: another program changed it.
+		if err := a.firewall.Apply(ctx, p.Firewall, full || parts&partState == 0); err != nil {
+			errs = append(errs, fmt.Errorf("firewall: %w", err))
+		}
 	}
-	if err := a.applyFloating(ctx, p, full); err != nil {
-		errs = append(errs, fmt.Errorf("floating ips: %w", err))
+	if parts&(PartLinks|PartFirewall) != 0 {
+		if err := a.applyFloating(ctx, p, full); err != nil {
+			errs = append(errs, fmt.Errorf("floating ips: %w", err))
+		}
 	}
-	// Releases go before new host entries, so a recycled address is not
-	// refused by dnsmasq as "leased to" the deleted instance.
-	a.sendReleases(ctx, p.Releases)
-	if err := a.dhcp.Apply(ctx, p.Dnsmasq); err != nil {
-		errs = append(errs, fmt.Errorf("dnsmasq: %w", err))
+	if parts&PartDHCP != 0 {
+		// Releases go before new host entries, so a recycled address is
+		// not refused by dnsmasq as "leased to" the deleted instance.
+		a.sendReleases(ctx, p.Releases)
+		if r, ok := a.dhcp.(interface{ Recheck() }); ok && full {
+			r.Recheck() // re-read the host entries, not only what the watch saw
+		}
+		if err := a.dhcp.Apply(ctx, p.Dnsmasq); err != nil {
+			errs = append(errs, fmt.Errorf("dnsmasq: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -324,40 +440,6 @@ func (a *Agent) sendReleases(ctx context.Context, rel []plan.Release) {
 	a.mu.Unlock()
 }
 
-func (a *Agent) report(ctx context.Context, fresh bool, rev int64, err error) {
-	if !fresh {
-		return
-	}
-	problem := ""
-	if err != nil {
-		problem = err.Error()
-	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if rerr := a.api.ReportApplied(rctx, a.cfg.Host, rev, problem); rerr != nil {
-		a.log.Debug("report applied revision failed", "err", rerr)
-	}
-}
-
-// Status is a snapshot for operators and tests.
-type Status struct {
-	Revision        int64
-	AppliedRevision int64
-	Syncs           int
-	LastError       string
-}
-
-// Status returns the agent's current status.
-func (a *Agent) Status() Status {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s := Status{Revision: a.state.Revision, AppliedRevision: a.applied, Syncs: a.syncs}
-	if a.lastErr != nil {
-		s.LastError = a.lastErr.Error()
-	}
-	return s
-}
-
 // cachedLeases answers dnsmasq's init from the last known state when the
 // API cannot.
 func (a *Agent) cachedLeases(bridge string) []model.Lease {
@@ -387,7 +469,7 @@ func (a *Agent) loadCachedState() {
 	if err := json.Unmarshal(b, &st); err != nil || st.Host != a.cfg.Host {
 		return
 	}
-	a.state, a.hasState = st, true
+	a.setState(st, false)
 }
 
 func (a *Agent) saveCachedState(st model.HostState) {

@@ -37,6 +37,13 @@ func (a *Agent) Leases() *LeaseHandler {
 // HandleLease queues one event for the API.
 func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) error {
 	ev.Host = h.a.cfg.Host
+	if ev.Action == model.LeaseDel {
+		// Forget it now, not once the del is delivered: an "old" right
+		// behind it (a dnsmasq restart) must reach the API too.
+		h.mu.Lock()
+		delete(h.delivered, leaseKey(ev))
+		h.mu.Unlock()
+	}
 	if ev.Action == model.LeaseOld {
 		h.mu.Lock()
 		known := h.delivered[leaseKey(ev)]
@@ -60,11 +67,27 @@ func (h *LeaseHandler) HandleLease(ctx context.Context, ev model.LeaseEvent) err
 	}
 }
 
-// Leases answers dnsmasq's init: from the API when it answers, else from
-// the cached host state so a dnsmasq restarted during an API outage keeps
-// its leases.
+// initTimeout is how long dnsmasq's init waits for the API before the
+// cached state answers: dnsmasq serves no DHCP until its init returns.
+// The cache holds the same leases as of the last revision the watch
+// announced, so answering from it is safe; a hung API must not add more
+// than this to a dnsmasq restart.
+const initTimeout = 200 * time.Millisecond
+
+// Leases answers dnsmasq's init: from the API when it answers quickly,
+// else from the cached host state, so a dnsmasq restarted during an API
+// outage (or a hung API) keeps its leases and starts serving at once.
+// While the agent already knows the API is down, the cache answers
+// without asking.
 func (h *LeaseHandler) Leases(ctx context.Context, bridge string) ([]model.Lease, error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	h.a.mu.Lock()
+	down, has := h.a.apiDown, h.a.hasState
+	h.a.mu.Unlock()
+	if down && has {
+		h.a.log.Info("dnsmasq init answered from the cached state (api unreachable)", "bridge", bridge)
+		return h.a.cachedLeases(bridge), nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
 	ls, err := h.a.api.Leases(cctx, h.a.cfg.Host, bridge)
 	if err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"sync"
 	"time"
 
@@ -34,7 +33,6 @@ type Metrics struct {
 	mu        sync.Mutex          // protects the following
 	seen      map[int64]time.Time // revision -> when this agent first learnt of it
 	latest    int64
-	lastFW    *plan.Firewall // the firewall plan last applied without error
 	lastStart int
 	lastHUP   int
 }
@@ -61,7 +59,7 @@ func NewMetrics() *Metrics {
 		Name: "novanet_agent_apply_failures_total", Help: "Failed applies by applier (sysctls, links, firewall, dnsmasq, release).",
 	}, []string{"applier"})
 	m.drift = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "novanet_agent_drift_repairs_total", Help: "Full syncs that had to rewrite the kernel although the plan had not changed (someone else changed it), by applier.",
+		Name: "novanet_agent_drift_repairs_total", Help: "Repairs of drift (someone else changed what the plan says), by part: sysctls, links, firewall, dhcp.",
 	}, []string{"applier"})
 	m.dnsStarts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "novanet_agent_dnsmasq_starts_total", Help: "dnsmasq processes the agent started (first starts, restarts after an exit or an argv change).",
@@ -84,7 +82,15 @@ func NewMetrics() *Metrics {
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
-// ObserveSync records one sync's duration; nil-safe.
+// ObserveRepair counts one repair of drift in part; nil-safe.
+func (m *Metrics) ObserveRepair(part string) {
+	if m == nil {
+		return
+	}
+	m.drift.WithLabelValues(part).Inc()
+}
+
+// ObserveSync records one sync's duration.
 func (m *Metrics) ObserveSync(full bool, start time.Time) {
 	if m == nil {
 		return
@@ -193,21 +199,10 @@ type meteredFirewall struct {
 }
 
 func (f meteredFirewall) Apply(ctx context.Context, fw plan.Firewall, full bool) error {
-	before := count(f.c.FirewallRestores)
 	err := f.Firewall.Apply(ctx, fw, full)
 	if err != nil {
 		f.m.failures.WithLabelValues("firewall").Inc()
-		f.m.mu.Lock()
-		f.m.lastFW = nil
-		f.m.mu.Unlock()
 		return err
-	}
-	f.m.mu.Lock()
-	unchanged := f.m.lastFW != nil && reflect.DeepEqual(*f.m.lastFW, fw)
-	f.m.lastFW = &fw
-	f.m.mu.Unlock()
-	if full && unchanged && count(f.c.FirewallRestores) > before {
-		f.m.drift.WithLabelValues("firewall").Inc()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -143,7 +144,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		floating.ARPCount = cfg.SendARPForHACount
 	}
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
-	api := client.New(cfg.APIURL, cfg.AuthToken)
+	api := client.New(cfg.APIURL, cfg.AuthToken).WithTimeout(10 * time.Second)
 	metrics := agent.NewMetrics()
 	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
 		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
@@ -174,14 +175,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	errc := make(chan error, 1)
 	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
 	go leases.Forward(ctx)
-	go func() {
-		// A tap appearing (the hypervisor plugged a VIF) is attached at
-		// once instead of at the next watch or resync.
-		if err := links.WatchPorts(ctx, func(string) { a.Trigger(false) }); err != nil && ctx.Err() == nil {
-			log.Warn("link watch stopped; new taps are attached at the next sync", "err", err)
-		}
-	}()
-	go dhcp.Watch(ctx, time.Second, func() { a.Trigger(true) })
+	startWatches(ctx, log, a, links, fw, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
 	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)
@@ -193,4 +187,36 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	default:
 	}
 	return runErr
+}
+
+// startWatches turns what the kernel and the file system report into
+// repairs from the cached plan, so drift is repaired within a second and
+// no event costs an API request.
+func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *link.Links, fw *iptables.Firewall, dhcp *dnsmasq.Supervisor) {
+	watch := func(what string, part agent.Part, run func(context.Context, func(string)) error) {
+		go func() {
+			backoff := time.Second
+			for ctx.Err() == nil {
+				started := time.Now()
+				err := run(ctx, func(reason string) { a.Repair(part, reason) })
+				if ctx.Err() != nil {
+					return
+				}
+				if time.Since(started) > time.Minute {
+					backoff = time.Second
+				}
+				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_s", backoff.Seconds())
+				a.Trigger(true)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 30*time.Second)
+			}
+		}()
+	}
+	watch("link", agent.PartLinks, links.Watch)
+	watch("firewall", agent.PartFirewall, fw.Watch)
+	watch("dnsmasq hosts", agent.PartDHCP, dhcp.WatchHosts)
+	go dhcp.Watch(ctx, 250*time.Millisecond, func() { a.Repair(agent.PartDHCP, "dnsmasq is not running") })
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,12 +23,18 @@ import (
 	"novanet/internal/version"
 )
 
+// DefaultTimeout bounds every call whose context has no deadline of its
+// own: a hung server (accepting connections, never answering) must not
+// hold a caller forever. Long polls get their own timeout plus this.
+const DefaultTimeout = 10 * time.Second
+
 // Client talks to one novanet server with one token. It is safe for
 // concurrent use.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base    string
+	token   string
+	http    *http.Client
+	timeout time.Duration
 }
 
 // New returns a client of the server at baseURL (e.g.
@@ -36,9 +43,20 @@ func New(baseURL, token string) *Client {
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,
-		// No overall timeout: long polls run for as long as their ctx.
-		http: &http.Client{Transport: http.DefaultTransport},
+		// No http.Client timeout: do bounds each call by its context, so
+		// a long poll can wait longer than an ordinary call.
+		http:    &http.Client{Transport: http.DefaultTransport},
+		timeout: DefaultTimeout,
 	}
+}
+
+// WithTimeout sets the deadline given to calls whose context has none
+// (DefaultTimeout unless set; a long poll gets its own wait on top).
+func (c *Client) WithTimeout(d time.Duration) *Client {
+	if d > 0 {
+		c.timeout = d
+	}
+	return c
 }
 
 // WithHTTPClient replaces the underlying HTTP client (tests, custom TLS).
@@ -103,6 +121,17 @@ func (e *HTTPError) Error() string { return e.Err.Msg }
 func (e *HTTPError) Unwrap() error { return e.Err }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWithin(ctx, c.timeout, method, path, in, out)
+}
+
+// doWithin runs one call; when ctx has no deadline it gets one of limit,
+// so no call waits on a server that never answers.
+func (c *Client) doWithin(ctx context.Context, limit time.Duration, method, path string, in, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -125,6 +154,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%s %s: no answer from %s in time: %w (is novanet serve running and reachable?)", method, path, c.base, err)
+		}
 		return fmt.Errorf("%s %s: %w (is novanet serve running at %s?)", method, path, err, c.base)
 	}
 	defer resp.Body.Close()
@@ -179,7 +211,7 @@ func (c *Client) WaitHost(ctx context.Context, host string, after int64, timeout
 	var out struct {
 		Revision int64 `json:"revision"`
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/watch?"+q.Encode(), nil, &out)
+	err := c.doWithin(ctx, timeout+c.timeout, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/watch?"+q.Encode(), nil, &out)
 	return out.Revision, err
 }
 

@@ -870,8 +870,12 @@ LEASE_FILE='%s'
 case "$1" in
 deconfig) ip -4 addr flush dev "$interface"; rm -f "$LEASE_FILE" ;;
 bound|renew)
-	ip -4 addr flush dev "$interface"
-	ip addr add "$ip/$mask" dev "$interface"
+	# A renewal of the same address keeps it, as a guest's dhclient-script
+	# does: flushing would drop the default route and lose packets.
+	if ! ip -4 -o addr show dev "$interface" | grep -q " $ip/$mask "; then
+		ip -4 addr flush dev "$interface"
+		ip addr add "$ip/$mask" dev "$interface"
+	fi
 	[ -n "$router" ] && ip route replace default via "${router%%%% *}" dev "$interface"
 	echo "$ip ${router%%%% *} ${dns%%%% *} $1 $(date +%%s) $serverid" > "$LEASE_FILE.tmp" && mv "$LEASE_FILE.tmp" "$LEASE_FILE"
 	;;

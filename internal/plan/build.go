@@ -198,6 +198,7 @@ func planDnsmasq(nets []model.HostNetwork, co model.ClusterOptions, o Options) (
 			ListenAddress: g.nets[0].BridgeAddress,
 			PidFile:       filepath.Join(o.NetworksPath, name+".pid"),
 			HostsDir:      filepath.Join(o.NetworksPath, name+".hosts.d"),
+			LogFile:       filepath.Join(o.NetworksPath, name+".log"),
 			Hosts:         []HostEntry{},
 		}
 		args := []string{
@@ -205,6 +206,7 @@ func planDnsmasq(nets []model.HostNetwork, co model.ClusterOptions, o Options) (
 			"--bind-interfaces",
 			"--conf-file=" + o.DnsmasqConfigFile,
 			"--pid-file=" + d.PidFile,
+			"--log-facility=" + d.LogFile,
 		}
 		for _, hn := range g.nets {
 			args = append(args, "--listen-address="+hn.BridgeAddress.String())

@@ -227,6 +227,8 @@ func TestControllerMatchesSeedListing(t *testing.T) {
 	want := []string{
 		"--strict-order", "--bind-interfaces", "--conf-file=",
 		"--pid-file=/var/lib/novanet/networks/nova-br100.pid",
+		// novanet's addition: dnsmasq's own log, for why it died.
+		"--log-facility=/var/lib/novanet/networks/nova-br100.log",
 		"--listen-address=10.0.0.1", "--except-interface=lo",
 		"--dhcp-range=set:private,10.0.0.2,static,255.255.255.0,120s",
 		"--dhcp-lease-max=256",

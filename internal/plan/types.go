@@ -101,9 +101,12 @@ type Dnsmasq struct {
 	// Args is the complete argv after the program name. A change in Args
 	// means a restart; a change in Hosts only means new/removed files.
 	Args []string `json:"args"`
-	// PidFile and HostsDir are paths named in Args.
+	// PidFile, HostsDir and LogFile are paths named in Args. dnsmasq
+	// logs to LogFile, not syslog (which containers lack), so the reason
+	// it died can be shown.
 	PidFile  string `json:"pid_file"`
 	HostsDir string `json:"hosts_dir"`
+	LogFile  string `json:"log_file"`
 	// Hosts are the static entries, one file each in HostsDir.
 	Hosts []HostEntry `json:"hosts"`
 }

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/netnsdo"
 	"novanet/internal/plan"
@@ -45,17 +45,20 @@ type Supervisor struct {
 	// NetworksPath is where pid files of dnsmasqs this host no longer
 	// needs are looked for (nova-*.pid).
 	NetworksPath string
-	// RecheckHosts is how often Apply re-reads a hosts directory instead
-	// of trusting what it wrote, repairing files changed behind its back.
-	RecheckHosts time.Duration
 
 	log *slog.Logger
 	mu  sync.Mutex
 	// hosts: dnsmasq name -> file -> line, as written (nil: read the
-	// directory first).
+	// directory first). Trusted until the hosts watch or Recheck says a
+	// file or the directory changed.
 	hosts map[string]map[string]string
-	// hostsRead: name -> when its hosts directory was last read.
-	hostsRead map[string]time.Time
+	// suspect: name -> what must be re-read before it is trusted again.
+	suspect map[string]*suspicion
+	// watch is the inotify state of the hosts directories (nil until
+	// WatchHosts runs).
+	watch *hostsWatch
+	// changes describes kernel and file changes since TakeChanges.
+	changes []string
 	// applied: dnsmasq name -> the paths it was given, for Watch and for
 	// cleaning up exactly those once it is no longer wanted.
 	applied map[string]paths
@@ -64,6 +67,11 @@ type Supervisor struct {
 	failures map[string]failure
 	// started: name -> when this supervisor last started it.
 	started map[string]time.Time
+	// dirIno: name -> the inode of the hosts directory its dnsmasq
+	// watches. dnsmasq's inotify watch dies with a removed directory and
+	// neither a recreated one nor a SIGHUP brings it back: new entries
+	// would never be served, so a new inode means a restart.
+	dirIno map[string]uint64
 	// Starts counts dnsmasq starts (tests).
 	Starts int
 	// Reloads counts SIGHUPs (tests).
@@ -84,7 +92,47 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 	}
 	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
 		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{},
-		started: map[string]time.Time{}, hostsRead: map[string]time.Time{}, RecheckHosts: time.Minute}
+		started: map[string]time.Time{}, suspect: map[string]*suspicion{}, dirIno: map[string]uint64{}}
+}
+
+// suspicion is what changed in one hosts directory behind the
+// supervisor's back.
+type suspicion struct {
+	all   bool            // re-read the whole directory
+	files map[string]bool // re-read these files
+}
+
+func (s *Supervisor) suspectFor(name string) *suspicion {
+	if s.suspect[name] == nil {
+		s.suspect[name] = &suspicion{files: map[string]bool{}}
+	}
+	return s.suspect[name]
+}
+
+// Recheck makes the next Apply re-read every hosts directory instead of
+// trusting what it wrote (the agent's full resync).
+func (s *Supervisor) Recheck() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.applied {
+		s.suspectFor(name).all = true
+	}
+}
+
+// TakeChanges returns the descriptions of what was repaired or changed
+// since the last call.
+func (s *Supervisor) TakeChanges() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.changes
+	s.changes = nil
+	return out
+}
+
+func (s *Supervisor) changed(format string, args ...any) {
+	if len(s.changes) < 64 {
+		s.changes = append(s.changes, fmt.Sprintf(format, args...))
+	}
 }
 
 // Apply makes the running dnsmasqs and their host files match.
@@ -114,18 +162,40 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 		return err
 	}
 	s.applied[d.Name] = paths{pidFile: d.PidFile, hostsDir: d.HostsDir}
+	s.watchHostsDir(d.Name, d.HostsDir)
+	ino := inode(d.HostsDir)
+	if s.dirIno[d.Name] == 0 {
+		s.dirIno[d.Name] = ino // adopted: the directory it runs with
+	}
+	newDir := ino != s.dirIno[d.Name]
+	if newDir {
+		s.suspectFor(d.Name).all = true
+	}
 	removedOrChanged, err := s.syncHosts(d)
 	if err != nil {
 		return err
 	}
 	pid, running := runningPid(d.PidFile)
+	if running && newDir {
+		s.log.Warn("hosts directory was removed and recreated; restarting dnsmasq so it watches the new one", "name", d.Name, "pid", pid)
+		stop(pid)
+		delete(s.started, d.Name)
+		running = false
+		s.changed("hosts directory %s was removed: recreated with %d entries, dnsmasq %s restarted to watch it", d.HostsDir, len(d.Hosts), d.Name)
+	}
 	if running {
 		if args, ok := cmdline(pid); ok && slices.Equal(args, d.Args) {
 			if removedOrChanged {
+				// Never while an entry it should serve is missing: a
+				// reload forgets it, and dnsmasq NAKs that VM's renewal.
+				if missing := missingHosts(d); missing != "" {
+					return fmt.Errorf("not reloading: host entry %s is missing; retrying", missing)
+				}
 				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 					return fmt.Errorf("reload (SIGHUP) pid %d: %w", pid, err)
 				}
 				s.Reloads++
+				s.changed("dnsmasq %s reloaded (SIGHUP) to drop removed or changed host entries", d.Name)
 				s.log.Info("reloaded for removed or changed hosts", "name", d.Name, "pid", pid)
 			}
 			if st, ok := s.started[d.Name]; !ok || time.Since(st) >= StableAfter {
@@ -139,33 +209,62 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 		}
 	} else if st, ok := s.started[d.Name]; ok {
 		// It died since we started it; its reason is in its own log
-		// (syslog, or --log-facility).
+		// (--log-facility, a file beside its pid file).
 		up := time.Since(st)
 		delete(s.started, d.Name)
+		why := logTail(d)
 		if up < StableAfter {
 			s.fail(d.Name)
-			s.log.Warn("dnsmasq exited soon after its start; backing off", "name", d.Name, "up", up.Round(time.Millisecond), "failures", s.failures[d.Name].count)
+			s.log.Warn("dnsmasq exited soon after its start; backing off", "name", d.Name, "up_s", up.Seconds(),
+				"failures", s.failures[d.Name].count, "backoff_s", s.backoff(d.Name).Seconds(), "its_log", why)
 		} else {
 			delete(s.failures, d.Name) // it had been stable: start afresh
-			s.log.Warn("dnsmasq exited; restarting", "name", d.Name, "up", up.Round(time.Second))
+			s.log.Warn("dnsmasq exited; restarting", "name", d.Name, "up_s", up.Seconds(), "its_log", why)
 		}
 	}
 	// Back off after failed starts so a dnsmasq that cannot start (an
 	// address not on the bridge yet) or dies at once does not spin.
 	if wait := s.backoff(d.Name); wait > 0 {
-		return fmt.Errorf("not running; next start attempt in %s", wait.Round(time.Millisecond))
+		return fmt.Errorf("not running; next start attempt in %s (its log: %s)", wait.Round(time.Millisecond), logTail(d))
 	}
 	if err := s.start(ctx, d); err != nil {
 		s.fail(d.Name)
-		return err
+		return fmt.Errorf("%w (its log: %s; next attempt in %s)", err, logTail(d), s.backoff(d.Name).Round(time.Millisecond))
 	}
 	s.started[d.Name] = time.Now()
+	s.dirIno[d.Name] = ino
+	if running {
+		s.changed("dnsmasq %s had a different command line: restarted", d.Name)
+	} else if !newDir {
+		s.changed("dnsmasq %s was not running: started", d.Name)
+	}
 	return nil
 }
 
+func inode(path string) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// missingHosts names a planned host entry that is not in the directory
+// ("" when all are there).
+func missingHosts(d plan.Dnsmasq) string {
+	for _, h := range d.Hosts {
+		if _, err := os.Stat(filepath.Join(d.HostsDir, h.FileName)); err != nil {
+			return h.FileName
+		}
+	}
+	return ""
+}
+
 // StableAfter is how long a started dnsmasq must live for its failures
-// to be forgotten.
-var StableAfter = 10 * time.Second
+// to be forgotten. One that dies later served DHCP meanwhile and is
+// restarted at once (an operator's kill -9 is repaired without a
+// backoff); restarting such a one costs at most one start per 3 s.
+var StableAfter = 3 * time.Second
 
 func (s *Supervisor) fail(name string) {
 	f := s.failures[name]
@@ -185,20 +284,15 @@ func (s *Supervisor) backoff(name string) time.Duration {
 
 func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 	_ = os.Remove(d.PidFile)
-	var cmd *exec.Cmd
-	if s.Netns != "" {
-		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Netns, Binary}, d.Args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, Binary, d.Args...)
-	}
-	cmd.Env = append(os.Environ(), dhcpbridge.BridgeEnv+"="+d.Bridge)
+	r := runner.Exec{Netns: s.Netns, Env: []string{dhcpbridge.BridgeEnv + "=" + d.Bridge}}
+	cmd := r.Command(ctx, Binary, d.Args...)
 	// dnsmasq forks into the background; its own session keeps it out of
 	// the agent's process group and signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("start failed: %v: %s", err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("start failed: %s: %v: %s", runner.Describe(s.Netns, Binary, d.Args), err, strings.TrimSpace(out.String()))
 	}
 	// The parent exits once the daemon is set up; the pid file follows.
 	deadline := time.Now().Add(3 * time.Second)
@@ -214,10 +308,14 @@ func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 }
 
 // syncHosts writes the host files that differ and removes the ones no
-// longer wanted; it reports whether dnsmasq needs a SIGHUP.
+// longer wanted; it reports whether dnsmasq needs a SIGHUP. It trusts
+// what it wrote except where the hosts watch or Recheck saw a change.
 func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 	have := s.hosts[d.Name]
-	if have == nil || time.Since(s.hostsRead[d.Name]) >= s.RecheckHosts {
+	sus := s.suspect[d.Name]
+	delete(s.suspect, d.Name)
+	reload := false
+	if have == nil || (sus != nil && sus.all) {
 		have = map[string]string{}
 		entries, err := os.ReadDir(d.HostsDir)
 		if err != nil {
@@ -229,9 +327,16 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 			}
 		}
 		s.hosts[d.Name] = have
-		s.hostsRead[d.Name] = time.Now()
+	} else if sus != nil {
+		for f := range sus.files {
+			b, err := os.ReadFile(filepath.Join(d.HostsDir, f))
+			if err != nil {
+				delete(have, f)
+				continue
+			}
+			have[f] = strings.TrimSuffix(string(b), "\n")
+		}
 	}
-	reload := false
 	want := make(map[string]bool, len(d.Hosts))
 	// Temporary files go next to the directory, never inside it: dnsmasq
 	// reads every file that appears there.
@@ -244,14 +349,20 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 		}
 		tmp := filepath.Join(tmpDir, "."+d.Name+"."+h.FileName+".tmp")
 		if err := os.WriteFile(tmp, []byte(h.Line+"\n"), 0o644); err != nil {
-			return reload, fmt.Errorf("write host entry: %w", err)
+			s.hosts[d.Name] = nil // the directory may hold anything: re-read
+			return false, fmt.Errorf("write host entry: %w", err)
 		}
 		if err := os.Rename(tmp, filepath.Join(d.HostsDir, h.FileName)); err != nil {
-			return reload, fmt.Errorf("install host entry: %w", err)
+			s.hosts[d.Name] = nil
+			return false, fmt.Errorf("install host entry: %w", err)
 		}
 		have[h.FileName] = h.Line
-		if ok {
+		switch {
+		case ok:
 			reload = true
+			s.changed("host entry %s read %q: rewritten %q", h.FileName, old, h.Line)
+		case sus != nil:
+			s.changed("host entry %s was missing: rewritten", h.FileName)
 		}
 	}
 	for f := range have {
@@ -259,10 +370,14 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(d.HostsDir, f)); err != nil && !os.IsNotExist(err) {
-			return reload, fmt.Errorf("remove host entry: %w", err)
+			s.hosts[d.Name] = nil
+			return false, fmt.Errorf("remove host entry: %w", err)
 		}
 		delete(have, f)
 		reload = true
+		if sus != nil {
+			s.changed("host entry %s was not planned: removed", f)
+		}
 	}
 	return reload, nil
 }
@@ -311,7 +426,8 @@ func (s *Supervisor) stopUnwanted(want map[string]bool) {
 		_ = os.Remove(p.pidFile)
 		_ = os.RemoveAll(p.hostsDir)
 		delete(s.hosts, name)
-		delete(s.hostsRead, name)
+		delete(s.suspect, name)
+		delete(s.dirIno, name)
 		delete(s.applied, name)
 		delete(s.failures, name)
 		delete(s.started, name)

@@ -255,7 +255,8 @@ func TestChangedArgsRestartAndForeignPid(t *testing.T) {
 }
 
 // TestHostsDriftRepaired: files removed, changed or added in the hosts
-// directory behind the supervisor's back are repaired at its next re-read.
+// directory behind the supervisor's back are repaired at the Apply after a
+// Recheck (the agent's full resync).
 func TestHostsDriftRepaired(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
@@ -273,12 +274,13 @@ func TestHostsDriftRepaired(t *testing.T) {
 	stray := filepath.Join(dir, "stray")
 	must(t, os.WriteFile(stray, []byte("fa:16:3e:00:00:09,10.0.0.9\n"), 0o644))
 
-	// Within the recheck interval the supervisor trusts what it wrote.
+	// Without the hosts watch or a recheck the supervisor trusts what it
+	// wrote.
 	must(t, s.Apply(ctx, d))
 	if _, err := os.Stat(f1); !os.IsNotExist(err) {
-		t.Fatalf("hosts dir re-read before RecheckHosts: %v", err)
+		t.Fatalf("hosts dir re-read before Recheck: %v", err)
 	}
-	s.RecheckHosts = 0
+	s.Recheck()
 	must(t, s.Apply(ctx, d))
 	for _, h := range d[0].Hosts {
 		b, err := os.ReadFile(filepath.Join(dir, h.FileName))

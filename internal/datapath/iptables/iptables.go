@@ -10,13 +10,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
 )
 
@@ -33,11 +34,52 @@ type Firewall struct {
 	// namespace (tests); the agent runs inside its host's namespace and
 	// leaves it empty.
 	Netns string
+	// Runner runs iptables-save and iptables-restore (runner.Exec in
+	// Netns when nil).
+	Runner runner.Runner
 
 	mu    sync.Mutex
 	known map[string]*tableState // table -> what the kernel holds, as far as we know
 	// Restores counts iptables-restore runs (tests and benchmarks).
 	Restores int
+	// changes describes the restores since TakeChanges.
+	changes []string
+}
+
+// TakeChanges returns what the restores since the last call changed
+// (what differed, what was done).
+func (f *Firewall) TakeChanges() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.changes
+	f.changes = nil
+	return out
+}
+
+// describeFix says what a restore of one table repairs.
+func describeFix(table string, cur *tableState, changed, removed, jumpFix []string) string {
+	var parts []string
+	var missing, differ []string
+	for _, n := range changed {
+		if _, ok := cur.chains[n]; ok {
+			differ = append(differ, n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		parts = append(parts, "chains missing: "+strings.Join(missing, ","))
+	}
+	if len(differ) > 0 {
+		parts = append(parts, "chains differing: "+strings.Join(differ, ","))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "chains no longer planned: "+strings.Join(removed, ","))
+	}
+	if len(jumpFix) > 0 {
+		parts = append(parts, "jumps missing or not first in: "+strings.Join(jumpFix, ","))
+	}
+	return "table " + table + ": " + strings.Join(parts, "; ") + ": restored"
 }
 
 // tableState is the owned part of one table as last read or written.
@@ -83,11 +125,11 @@ func jumpsInPlace(rules, want []string) bool {
 // New returns a Firewall acting on the current network namespace.
 func New() *Firewall { return &Firewall{known: map[string]*tableState{}} }
 
-func (f *Firewall) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	if f.Netns != "" {
-		return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", f.Netns, name}, args...)...)
+func (f *Firewall) run(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	if f.Runner != nil {
+		return f.Runner.Run(ctx, stdin, name, args...)
 	}
-	return exec.CommandContext(ctx, name, args...)
+	return runner.Exec{Netns: f.Netns}.Run(ctx, stdin, name, args...)
 }
 
 // Apply makes the owned chains and jumps of every managed table match fw.
@@ -202,15 +244,12 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	b.WriteString("COMMIT\n")
 	text := b.String()
 
-	cmd := f.command(ctx, "iptables-restore", "-w", "--noflush")
-	cmd.Stdin = strings.NewReader(text)
-	out, err := cmd.CombinedOutput()
+	_, err := f.run(ctx, strings.NewReader(text), "iptables-restore", "-w", "--noflush")
 	f.Restores++
 	if err != nil {
 		// The kernel may hold anything now: read it again next time.
 		delete(f.known, want.Name)
-		return fmt.Errorf("iptables-restore of table %s failed: %w: %s%s", want.Name, err,
-			strings.TrimSpace(string(out)), failedLine(text, string(out)))
+		return fmt.Errorf("restore of table %s failed: %w%s", want.Name, err, failedLine(text, runner.Output(err)))
 	}
 	next := &tableState{chains: wantChains, builtin: map[string][]string{}}
 	for bi, rules := range cur.builtin {
@@ -229,6 +268,9 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 		next.builtin[bi] = rules
 	}
 	f.known[want.Name] = next
+	if len(f.changes) < 16 {
+		f.changes = append(f.changes, describeFix(want.Name, cur, changed, removed, jumpFix))
+	}
 	return nil
 }
 
@@ -266,13 +308,9 @@ func failedLine(text, out string) string {
 
 // read parses `iptables-save -t table` into its owned part.
 func (f *Firewall) read(ctx context.Context, table string) (*tableState, error) {
-	out, err := f.command(ctx, "iptables-save", "-t", table).Output()
+	out, err := f.run(ctx, nil, "iptables-save", "-t", table)
 	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		return nil, fmt.Errorf("iptables-save -t %s: %v: %s; is iptables installed and are we root?", table, err, bytes.TrimSpace(stderr))
+		return nil, fmt.Errorf("%w; is iptables installed and are we root?", err)
 	}
 	return parseSave(out), nil
 }

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
 )
 
@@ -42,6 +42,15 @@ type Links struct {
 	// with 5,000 taps as with 5; the port watch (a tap appearing, leaving
 	// or losing its bridge) and full applies correct it.
 	attached map[string]string
+	// plugged: taps this applier has seen in their bridge. Attaching one
+	// that was never there is the hypervisor's plug, not drift.
+	plugged map[string]bool
+	// bridges and uplinks of the last plan (bridge -> its uplink, "" for
+	// none), for the watch.
+	bridges map[string]string
+	// pinned: bridge -> the MAC this applier pinned it to, on the bridge
+	// with that index (a recreated bridge is pinned again).
+	pinned map[string]pinnedMAC
 	// modprobed: br_netfilter loading was tried (once per process).
 	modprobed bool
 	// Changes counts kernel changes made (tests: a second identical
@@ -49,6 +58,32 @@ type Links struct {
 	Changes int
 	// indexes remembers bridge indexes for NeighbourMAC (device -> int).
 	indexes sync.Map
+	// changes describes them (what differed, what was done) until
+	// TakeChanges.
+	changes []string
+}
+
+type pinnedMAC struct {
+	index int
+	mac   string
+}
+
+// changed counts one kernel change and records its description.
+func (l *Links) changed(format string, args ...any) {
+	l.Changes++
+	if len(l.changes) < 64 {
+		l.changes = append(l.changes, fmt.Sprintf(format, args...))
+	}
+}
+
+// TakeChanges returns the descriptions of the changes made since the
+// last call.
+func (l *Links) TakeChanges() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.changes
+	l.changes = nil
+	return out
 }
 
 // New returns an applier for the current network namespace.
@@ -79,7 +114,8 @@ func newLinks(h *netlink.Handle, ns *netns.NsHandle, name string, log *slog.Logg
 		log = slog.Default()
 	}
 	return &Links{h: h, ns: ns, netns: name, log: log.With("component", "link"),
-		added: map[string]map[string]bool{}, ports: map[string]string{}, attached: map[string]string{}}
+		added: map[string]map[string]bool{}, ports: map[string]string{}, attached: map[string]string{},
+		bridges: map[string]string{}, pinned: map[string]pinnedMAC{}, plugged: map[string]bool{}}
 }
 
 func notFound(err error) bool {
@@ -95,7 +131,9 @@ func (l *Links) ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bo
 	defer l.mu.Unlock()
 	var errs []error
 	ports := map[string]string{}
+	l.bridges = map[string]string{}
 	for _, b := range bridges {
+		l.bridges[b.Name] = b.Interface
 		for _, p := range b.Ports {
 			ports[p.Device] = b.Name
 		}
@@ -107,6 +145,11 @@ func (l *Links) ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bo
 	for dev := range l.attached {
 		if _, ok := ports[dev]; !ok {
 			delete(l.attached, dev)
+		}
+	}
+	for dev := range l.plugged {
+		if _, ok := ports[dev]; !ok {
+			delete(l.plugged, dev)
 		}
 	}
 	return errors.Join(errs...)
@@ -123,7 +166,7 @@ func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error
 		if err := l.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
 			return fmt.Errorf("create: %w", err)
 		}
-		l.Changes++
+		l.changed("bridge %s was missing: created", b.Name)
 		l.log.Info("created bridge", "bridge", b.Name)
 		br, err = l.h.LinkByName(b.Name)
 	}
@@ -137,7 +180,7 @@ func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error
 		if err := l.h.LinkSetUp(br); err != nil {
 			return fmt.Errorf("set up: %w", err)
 		}
-		l.Changes++
+		l.changed("bridge %s was down: set up", b.Name)
 	}
 
 	var errs []error
@@ -145,6 +188,9 @@ func (l *Links) applyBridge(ctx context.Context, b plan.Bridge, full bool) error
 		if err := l.enslaveUplink(br, b.Interface, b); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := l.pinMAC(ctx, br, b); err != nil {
+		errs = append(errs, err)
 	}
 	if err := l.applyAddresses(ctx, br, b); err != nil {
 		errs = append(errs, err)
@@ -184,20 +230,22 @@ func (l *Links) enslaveUplink(br netlink.Link, name string, b plan.Bridge) error
 		if err := l.h.LinkSetMaster(up, br); err != nil {
 			return fmt.Errorf("enslave %s: %w", name, err)
 		}
-		l.Changes++
+		l.changed("uplink %s was not in bridge %s: enslaved", name, br.Attrs().Name)
 		l.log.Info("enslaved uplink", "bridge", br.Attrs().Name, "interface", name)
 	}
-	if up.Attrs().Promisc == 0 {
+	// The IFF_PROMISC flag itself: netlink's promiscuity count stays at
+	// 1 through bridge membership, so it says nothing about the flag.
+	if up.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
 		if err := l.h.SetPromiscOn(up); err != nil {
 			return fmt.Errorf("promiscuous %s: %w", name, err)
 		}
-		l.Changes++
+		l.changed("uplink %s was not promiscuous: set promisc on", name)
 	}
 	if up.Attrs().Flags&net.FlagUp == 0 {
 		if err := l.h.LinkSetUp(up); err != nil {
 			return fmt.Errorf("set %s up: %w", name, err)
 		}
-		l.Changes++
+		l.changed("uplink %s was down: set up", name)
 	}
 	return l.moveAddresses(up, br)
 }
@@ -222,7 +270,8 @@ func (l *Links) moveAddresses(from, to netlink.Link) error {
 		if err := l.h.AddrReplace(to, moved); err != nil {
 			return fmt.Errorf("add %s to %s: %w", ad.IPNet, to.Attrs().Name, err)
 		}
-		l.Changes += 2
+		l.Changes++
+		l.changed("address %s was on uplink %s: moved to %s", ad.IPNet, from.Attrs().Name, to.Attrs().Name)
 		l.log.Info("moved address to bridge", "address", ad.IPNet.String(), "from", from.Attrs().Name, "bridge", to.Attrs().Name)
 	}
 	// Routes through the uplink went away with its addresses; add the
@@ -238,7 +287,7 @@ func (l *Links) moveAddresses(from, to netlink.Link) error {
 		if err := l.h.RouteReplace(nr); err != nil {
 			return fmt.Errorf("move route %s to %s: %w", r, to.Attrs().Name, err)
 		}
-		l.Changes++
+		l.changed("route %s followed its address: moved to %s", r.Dst, to.Attrs().Name)
 	}
 	return nil
 }
@@ -277,7 +326,7 @@ func (l *Links) applyAddresses(ctx context.Context, br netlink.Link, b plan.Brid
 			return fmt.Errorf("add %s: %w", key, err)
 		}
 		added[key] = true
-		l.Changes++
+		l.changed("address %s was missing on %s: added", key, b.Name)
 		l.log.Info("added bridge address", "bridge", b.Name, "address", key)
 	}
 	// Only addresses this applier put there are taken away; moved uplink
@@ -293,7 +342,7 @@ func (l *Links) applyAddresses(ctx context.Context, br netlink.Link, b plan.Brid
 			if err := l.h.AddrDel(br, &a); err != nil {
 				return fmt.Errorf("remove %s: %w", key, err)
 			}
-			l.Changes++
+			l.changed("address %s left the plan: removed from %s", key, b.Name)
 			l.log.Info("removed bridge address", "bridge", b.Name, "address", key)
 		}
 		delete(added, key)
@@ -325,7 +374,7 @@ func (l *Links) keepSecondaries(ctx context.Context, br netlink.Link, a netlink.
 	if err := l.writeProc(ctx, path, "1"); err != nil {
 		return fmt.Errorf("turn on promote_secondaries so the subnet's other addresses survive: %w", err)
 	}
-	l.Changes++
+	l.changed("promote_secondaries was off on %s: turned on", br.Attrs().Name)
 	l.log.Info("set promote_secondaries", "bridge", br.Attrs().Name)
 	return nil
 }
@@ -383,7 +432,7 @@ func (l *Links) record(br netlink.Link, added map[string]bool) error {
 		return fmt.Errorf("set alias of %s: %w", br.Attrs().Name, err)
 	}
 	br.Attrs().Alias = want
-	l.Changes++
+	l.changed("alias of %s: recorded %q", br.Attrs().Name, want)
 	return nil
 }
 
@@ -403,63 +452,26 @@ func (l *Links) attach(br netlink.Link, dev string) error {
 		if err := l.h.LinkSetMaster(tap, br); err != nil {
 			return fmt.Errorf("attach %s: %w", dev, err)
 		}
-		l.Changes++
+		if l.plugged[dev] {
+			l.changed("tap %s was not in bridge %s: attached", dev, br.Attrs().Name)
+		} else {
+			l.Changes++ // a new VIF plugged in: expected, not drift
+		}
 		l.log.Info("attached tap", "bridge", br.Attrs().Name, "device", dev)
 	}
 	if tap.Attrs().Flags&net.FlagUp == 0 {
 		if err := l.h.LinkSetUp(tap); err != nil {
 			return fmt.Errorf("set %s up: %w", dev, err)
 		}
-		l.Changes++
-	}
-	l.attached[dev] = br.Attrs().Name
-	return nil
-}
-
-// WatchPorts calls notify with the name of every planned tap that appears
-// (or changes) while not attached to a bridge, until ctx ends.
-func (l *Links) WatchPorts(ctx context.Context, notify func(device string)) error {
-	ch := make(chan netlink.LinkUpdate, 256)
-	done := make(chan struct{})
-	defer close(done)
-	errc := make(chan error, 1)
-	opts := netlink.LinkSubscribeOptions{
-		Namespace: l.ns,
-		ErrorCallback: func(err error) {
-			select {
-			case errc <- err:
-			default:
-			}
-		},
-	}
-	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
-		return fmt.Errorf("subscribe to link events: %w", err)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return err
-		case u, ok := <-ch:
-			if !ok {
-				return errors.New("link event subscription closed")
-			}
-			name := u.Link.Attrs().Name
-			detached := u.Header.Type == unix.RTM_DELLINK ||
-				(u.Header.Type == unix.RTM_NEWLINK && (u.Link.Attrs().MasterIndex == 0 || u.Link.Attrs().Flags&net.FlagUp == 0))
-			if !detached {
-				continue
-			}
-			l.mu.Lock()
-			_, planned := l.ports[name]
-			delete(l.attached, name)
-			l.mu.Unlock()
-			if planned {
-				notify(name)
-			}
+		if l.plugged[dev] {
+			l.changed("tap %s was down: set up", dev)
+		} else {
+			l.Changes++
 		}
 	}
+	l.attached[dev] = br.Attrs().Name
+	l.plugged[dev] = true
+	return nil
 }
 
 // ApplySysctls writes each sysctl whose value differs.
@@ -475,8 +487,8 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 			l.modprobed = true
 			l.mu.Unlock()
 			if try {
-				if out, merr := exec.CommandContext(ctx, "modprobe", "br_netfilter").CombinedOutput(); merr != nil {
-					l.log.Warn("modprobe br_netfilter failed", "err", merr, "output", strings.TrimSpace(string(out)))
+				if _, merr := (runner.Exec{}).Run(ctx, nil, "modprobe", "br_netfilter"); merr != nil {
+					l.log.Warn("modprobe br_netfilter failed", "err", merr)
 				}
 				cur, err = l.readSysctl(ctx, s.Key)
 			}
@@ -498,7 +510,7 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 			continue
 		}
 		l.mu.Lock()
-		l.Changes++
+		l.changed("sysctl %s was %q: set %q", s.Key, cur, s.Value)
 		l.mu.Unlock()
 		l.log.Info("set sysctl", "key", s.Key, "value", s.Value)
 	}
@@ -520,10 +532,7 @@ func (l *Links) writeSysctl(ctx context.Context, key, value string) error {
 // a process inside it.
 func (l *Links) readProc(ctx context.Context, path string) (string, error) {
 	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "cat", path).Output()
-		if ee, ok := err.(*exec.ExitError); ok {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
+		out, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "cat", path)
 		return strings.TrimSpace(string(out)), err
 	}
 	b, err := os.ReadFile(path)
@@ -532,11 +541,8 @@ func (l *Links) readProc(ctx context.Context, path string) (string, error) {
 
 func (l *Links) writeProc(ctx context.Context, path, value string) error {
 	if l.netns != "" {
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.netns, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-		}
-		return nil
+		_, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path)
+		return err
 	}
 	return os.WriteFile(path, []byte(value+"\n"), 0o644)
 }

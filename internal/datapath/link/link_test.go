@@ -64,12 +64,12 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	seen := make(chan string, 8)
-	go func() { _ = l.WatchPorts(wctx, func(d string) { seen <- d }) }()
+	go func() { _ = l.Watch(wctx, func(d string) { seen <- d }) }()
 	time.Sleep(100 * time.Millisecond)
 	nettest.Run(t, ns, "ip", "link", "add", "tapvm1", "type", "veth", "peer", "name", "vm1eth0")
 	select {
 	case d := <-seen:
-		if d != "tapvm1" {
+		if !strings.Contains(d, "tapvm1") {
 			t.Errorf("watcher reported %q", d)
 		}
 	case <-time.After(3 * time.Second):
