@@ -56,7 +56,8 @@ func TestCLIOperatorViews(t *testing.T) {
 	mustRun(append(p, "instance", "boot", "dup", "--host", "compute-1")...)
 	mustRun(append(p, "instance", "boot", "dup", "--host", "compute-2")...)
 
-	// instance show by hostname, with the tap device and bridge.
+	// instance show by hostname, with the tap device and the bridge (an
+	// admin's view: projects do not see networks' bridges, as in nova).
 	var inst struct {
 		UUID string `json:"uuid"`
 		VIFs []struct {
@@ -64,12 +65,12 @@ func TestCLIOperatorViews(t *testing.T) {
 			Fixed                        []string `json:"fixed_addresses"`
 		} `json:"vifs"`
 	}
-	cliJSON(t, &inst, append(p, "instance", "show", "web1")...)
+	cliJSON(t, &inst, append(a, "instance", "show", "web1")...)
 	if len(inst.VIFs) != 1 || !strings.HasPrefix(inst.VIFs[0].Device, "tap") || inst.VIFs[0].Bridge != "br100" ||
 		inst.VIFs[0].Network != "private" || len(inst.VIFs[0].Fixed) != 1 {
 		t.Fatalf("instance show web1 = %+v", inst)
 	}
-	if out := mustRun(append(p, "instance", "show", "web1", "-c", "tap", "-c", "bridge", "-o", "value")...); strings.TrimSpace(out) != inst.VIFs[0].Device+" br100" {
+	if out := mustRun(append(a, "instance", "show", "web1", "-c", "tap", "-c", "bridge", "-o", "value")...); strings.TrimSpace(out) != inst.VIFs[0].Device+" br100" {
 		t.Fatalf("-o value -c tap -c bridge = %q", out)
 	}
 	code, _, errs := runCLI(t, append(p, "instance", "show", "dup")...)
