@@ -72,6 +72,10 @@ type Backend interface {
 	WaitHost(ctx context.Context, host string, after int64) (int64, error)
 	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
+	// SetHostInstancePassword stores the password a guest posted to its
+	// host agent's metadata service (POST /v1/hosts/{host}/metadata-password:
+	// the agent has no store of its own); only for that host's instances.
+	SetHostInstancePassword(ctx context.Context, host, uuid, password string) error
 	// ReportAgentVersion records the novanet version host's agent runs.
 	ReportAgentVersion(ctx context.Context, host, version string) error
 	// ListFixedIPs lists fixed addresses (admin; networkRef "" = all).

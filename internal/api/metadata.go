@@ -1,17 +1,8 @@
 package api
 
 import (
-	"context"
 	"net/http"
-
-	"novanet/internal/model"
 )
-
-// metadataPasswords is the optional part of the backend behind
-// POST /v1/hosts/{host}/metadata-password (the manager implements it).
-type metadataPasswords interface {
-	SetHostInstancePassword(ctx context.Context, host, uuid, password string) error
-}
 
 // setMetadataPassword stores the password a guest posted to its host
 // agent's metadata service (the agent has no store to write it to).
@@ -26,11 +17,7 @@ func (s *Server) setMetadataPassword(w http.ResponseWriter, r *http.Request) err
 	if body.InstanceUUID == "" {
 		return invalid("instance_uuid is required")
 	}
-	b, ok := s.b.(metadataPasswords)
-	if !ok {
-		return model.Errorf(model.ErrNotFound, "this server stores no metadata passwords")
-	}
-	if err := b.SetHostInstancePassword(r.Context(), r.PathValue("host"), body.InstanceUUID, body.Password); err != nil {
+	if err := s.b.SetHostInstancePassword(r.Context(), r.PathValue("host"), body.InstanceUUID, body.Password); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

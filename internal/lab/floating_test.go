@@ -264,7 +264,16 @@ func testFloating(t *testing.T, multi bool) {
 			t.Errorf("lab status: %v\n%s", err, out)
 		}
 		out, err = exec.Command(bin, "lab", "status", "--name", l.Name, "-o", "json").Output()
-		var js lab.Status
+		// The CLI's JSON is in the API's style (snake_case keys).
+		var js struct {
+			API struct {
+				ProjectToken string `json:"project_token"`
+			} `json:"api"`
+			VMs []struct {
+				Name        string   `json:"name"`
+				FloatingIPs []string `json:"floating_ips"`
+			} `json:"vms"`
+		}
 		if err != nil || json.Unmarshal(out, &js) != nil || js.API.ProjectToken != st.API.ProjectToken || len(js.VMs) != 3 {
 			t.Errorf("lab status -o json: %v\n%s", err, out)
 		}
