@@ -70,7 +70,7 @@ type Backend interface {
 	// WaitHost blocks until the host's revision is greater than after, or
 	// ctx ends; it returns the current revision either way.
 	WaitHost(ctx context.Context, host string, after int64) (int64, error)
-	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
+	ReportApplied(ctx context.Context, host string, r model.AppliedReport) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	// ReportAgentVersion records the novanet version host's agent runs.
 	ReportAgentVersion(ctx context.Context, host, version string) error
