@@ -28,7 +28,7 @@ import (
 type API interface {
 	HostState(ctx context.Context, host string) (model.HostState, error)
 	WaitHost(ctx context.Context, host string, after int64, timeout time.Duration) (int64, error)
-	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
+	ReportApplied(ctx context.Context, host string, r model.AppliedReport) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	Leases(ctx context.Context, host, bridge string) ([]model.Lease, error)
 }

@@ -154,11 +154,11 @@ func (a meteredAPI) WaitHost(ctx context.Context, host string, after int64, time
 	return rev, err
 }
 
-func (a meteredAPI) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
-	if problem == "" {
-		a.m.applied(revision)
+func (a meteredAPI) ReportApplied(ctx context.Context, host string, r model.AppliedReport) error {
+	if r.Problem == "" {
+		a.m.applied(r.Revision)
 	}
-	return a.API.ReportApplied(ctx, host, revision, problem)
+	return a.API.ReportApplied(ctx, host, r)
 }
 
 func (a meteredAPI) RecordLease(ctx context.Context, ev model.LeaseEvent) error {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"novanet/internal/model"
 )
 
 // Part is a set of the datapath's parts to re-check against the kernel.
@@ -244,8 +246,7 @@ func (a *Agent) sendReport(ctx context.Context) bool {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	problem := r.problem
-	if err := a.api.ReportApplied(rctx, a.cfg.Host, r.revision, problem); err != nil {
+	if err := a.api.ReportApplied(rctx, a.cfg.Host, model.AppliedReport{Revision: r.revision, Problem: model.Shorten(r.problem, model.MaxReportText), LastDrift: model.Shorten(r.drift, model.MaxReportText)}); err != nil {
 		a.log.Debug("report applied revision failed", "err", err)
 		return false
 	}

@@ -70,7 +70,7 @@ type Backend interface {
 	// WaitHost blocks until the host's revision is greater than after, or
 	// ctx ends; it returns the current revision either way.
 	WaitHost(ctx context.Context, host string, after int64) (int64, error)
-	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
+	ReportApplied(ctx context.Context, host string, r model.AppliedReport) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	// SetHostInstancePassword stores the password a guest posted to its
 	// host agent's metadata service (POST /v1/hosts/{host}/metadata-password:

@@ -199,17 +199,13 @@ func (s *Server) watchHost(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
-		Revision int64  `json:"revision"`
-		Problem  string `json:"problem"`
-		Version  string `json:"version"` // the agent's novanet version
+		model.AppliedReport
+		Version string `json:"version"` // the agent's novanet version
 	}
 	if err := decode(w, r, &body, true); err != nil {
 		return err
 	}
-	if body.Revision < 0 {
-		return invalid("revision must not be negative")
-	}
-	if err := s.b.ReportApplied(r.Context(), r.PathValue("host"), body.Revision, body.Problem); err != nil {
+	if err := s.b.ReportApplied(r.Context(), r.PathValue("host"), body.AppliedReport); err != nil {
 		return err
 	}
 	if body.Version != "" {

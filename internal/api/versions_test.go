@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"novanet/internal/client"
@@ -80,16 +81,25 @@ func testHostList(t *testing.T, dbURL string) {
 	}
 	ctx := context.Background()
 	agent := client.New(e.srv.URL, agentAToken)
-	if err := agent.ReportApplied(ctx, "host-a", 0, "dnsmasq: exit 2"); err != nil {
+	if err := agent.ReportApplied(ctx, "host-a", model.AppliedReport{Problem: "dnsmasq: exit 2", LastDrift: "flushed"}); err != nil {
 		t.Fatal(err)
 	}
 	hs, err := e.admin.ListHosts(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs) != 1 || hs[0].Host != "host-a" || hs[0].Version != version.String() || hs[0].Problem != "dnsmasq: exit 2" ||
+	if len(hs) != 1 || hs[0].Host != "host-a" || hs[0].Version != version.String() || hs[0].Problem != "dnsmasq: exit 2" || hs[0].LastDrift != "flushed" ||
 		hs[0].LastSeen.IsZero() || len(hs[0].Roles) != 1 || hs[0].Roles[0] != "network" {
 		t.Fatalf("hosts = %+v", hs)
+	}
+	// A report too long or with NUL is refused and changes nothing.
+	for _, bad := range []model.AppliedReport{{LastDrift: strings.Repeat("x", model.MaxReportText+1)}, {Problem: "a\x00b"}, {Revision: -1}} {
+		if err := agent.ReportApplied(ctx, "host-a", bad); err == nil || !strings.Contains(err.Error(), "must not") && !strings.Contains(err.Error(), "bytes") && !strings.Contains(err.Error(), "NUL") {
+			t.Errorf("report %.40v: %v", bad, err)
+		}
+	}
+	if hs, _ := e.admin.ListHosts(ctx); len(hs) != 1 || hs[0].LastDrift != "flushed" {
+		t.Fatalf("after refused reports: %+v", hs)
 	}
 	if _, err := e.proj.ListHosts(ctx); err == nil {
 		t.Fatal("a project token listed hosts")

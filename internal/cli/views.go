@@ -34,9 +34,9 @@ func hostCmd(g *globals) *cobra.Command {
 					seen = h.LastSeen.UTC().Format(time.RFC3339)
 				}
 				applied := strconv.FormatInt(h.AppliedRevision, 10) + "/" + strconv.FormatInt(h.Revision, 10)
-				rows = append(rows, []string{h.Host, orDash(strings.Join(h.Roles, ",")), applied, seen, orDash(h.Version), orDash(h.Problem)})
+				rows = append(rows, []string{h.Host, orDash(strings.Join(h.Roles, ",")), applied, seen, orDash(h.Version), orDash(h.Problem), orDash(h.LastDrift)})
 			}
-			return g.print(hs, []string{"HOST", "ROLES", "APPLIED", "LAST_SEEN", "VERSION", "PROBLEM"}, rows)
+			return g.print(hs, []string{"HOST", "ROLES", "APPLIED", "LAST_SEEN", "VERSION", "PROBLEM", "LAST_DRIFT"}, rows)
 		},
 	}
 	cmd.AddCommand(list)

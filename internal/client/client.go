@@ -216,13 +216,12 @@ func (c *Client) WaitHost(ctx context.Context, host string, after int64, timeout
 }
 
 // ReportApplied tells the server which revision host's agent applied, and
-// the problem it met ("" when none).
-func (c *Client) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
+// the problem it met ("" when none) and the last drift it repaired.
+func (c *Client) ReportApplied(ctx context.Context, host string, r model.AppliedReport) error {
 	in := struct {
-		Revision int64  `json:"revision"`
-		Problem  string `json:"problem"`
-		Version  string `json:"version"`
-	}{revision, problem, version.String()}
+		model.AppliedReport
+		Version string `json:"version"`
+	}{r, version.String()}
 	return c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(host)+"/applied", in, nil)
 }
 

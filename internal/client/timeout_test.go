@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"novanet/internal/model"
 )
 
 // TestCallsHaveDeadlines: a server that accepts connections and never
@@ -30,7 +32,7 @@ func TestCallsHaveDeadlines(t *testing.T) {
 		"HostState": func() error { _, err := c.HostState(ctx, "h"); return err },
 		"Leases":    func() error { _, err := c.Leases(ctx, "h", "br100"); return err },
 		"ReportApplied": func() error {
-			return c.ReportApplied(ctx, "h", 1, "")
+			return c.ReportApplied(ctx, "h", model.AppliedReport{Revision: 1})
 		},
 		"WaitHost": func() error { _, err := c.WaitHost(ctx, "h", 0, 200*time.Millisecond); return err },
 	} {

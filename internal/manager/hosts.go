@@ -28,7 +28,7 @@ func (m *Manager) ListHosts(ctx context.Context) ([]model.HostReport, error) {
 			roles = append(roles, "compute")
 		}
 		out = append(out, model.HostReport{Host: h.Name, Roles: roles, Revision: h.Revision, AppliedRevision: h.AppliedRevision,
-			LastSeen: h.LastSeen, Version: h.AgentVersion, Problem: h.Problem})
+			LastSeen: h.LastSeen, Version: h.AgentVersion, Problem: h.Problem, LastDrift: h.LastDrift})
 	}
 	return out, nil
 }

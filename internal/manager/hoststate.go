@@ -204,11 +204,14 @@ func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64
 }
 
 // ReportApplied records what an agent applied.
-func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
+func (m *Manager) ReportApplied(ctx context.Context, host string, r model.AppliedReport) error {
 	if err := model.CheckHostName("host", host); err != nil {
 		return err
 	}
-	return m.st.Update(ctx, func(tx *store.Tx) error { return tx.ReportApplied(ctx, host, revision, problem) })
+	if err := r.Check(); err != nil {
+		return err
+	}
+	return m.st.Update(ctx, func(tx *store.Tx) error { return tx.ReportApplied(ctx, host, r) })
 }
 
 // RecordLease applies a dnsmasq lease event.

@@ -256,7 +256,7 @@ func runConformance(t *testing.T, open opener) {
 			if err != nil || fmt.Sprint(hs) != "[a]" {
 				return fmt.Errorf("expire %v %v", hs, err)
 			}
-			return tx.ReportApplied(ctx, "a", 1, "")
+			return tx.ReportApplied(ctx, "a", model.AppliedReport{Revision: 1})
 		})
 		if err != nil {
 			t.Fatal(err)

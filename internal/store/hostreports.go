@@ -7,6 +7,7 @@ import "context"
 type HostReport struct {
 	Host
 	AgentVersion string
+	LastDrift    string
 	// NetworkHost: the host of a single-host network, or a multi-host
 	// network's gateway on the host; Compute: instances run on it.
 	NetworkHost bool
@@ -22,7 +23,7 @@ func (t *Tx) SetAgentVersion(ctx context.Context, name, version string) error {
 
 // HostReports lists every host with its roles, by name.
 func (t *Tx) HostReports(ctx context.Context) ([]HostReport, error) {
-	rows, err := t.Query(ctx, `SELECT h.name, h.revision, h.applied_revision, h.problem, h.last_seen, h.agent_version,
+	rows, err := t.Query(ctx, `SELECT h.name, h.revision, h.applied_revision, h.problem, h.last_seen, h.agent_version, h.last_drift,
 		EXISTS (SELECT 1 FROM networks n WHERE n.host = h.name AND NOT n.multi_host)
 		  OR EXISTS (SELECT 1 FROM fixed_ips f WHERE f.host = h.name),
 		EXISTS (SELECT 1 FROM instances i WHERE i.host = h.name)
@@ -35,7 +36,7 @@ func (t *Tx) HostReports(ctx context.Context) ([]HostReport, error) {
 	for rows.Next() {
 		var h HostReport
 		var seen int64
-		if err := rows.Scan(&h.Name, &h.Revision, &h.AppliedRevision, &h.Problem, &seen, &h.AgentVersion, &h.NetworkHost, &h.Compute); err != nil {
+		if err := rows.Scan(&h.Name, &h.Revision, &h.AppliedRevision, &h.Problem, &seen, &h.AgentVersion, &h.LastDrift, &h.NetworkHost, &h.Compute); err != nil {
 			return nil, err
 		}
 		h.LastSeen = fromMicros(seen)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"novanet/internal/model"
 )
 
 // Host is one agent's row.
@@ -86,10 +88,11 @@ func (s *Store) Revision(ctx context.Context, name string) (int64, error) {
 }
 
 // ReportApplied records what an agent applied.
-func (t *Tx) ReportApplied(ctx context.Context, name string, revision int64, problem string) error {
-	_, err := t.Exec(ctx, `INSERT INTO hosts (name, applied_revision, problem, last_seen) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET applied_revision = excluded.applied_revision, problem = excluded.problem, last_seen = excluded.last_seen`,
-		name, revision, problem, Now())
+func (t *Tx) ReportApplied(ctx context.Context, name string, r model.AppliedReport) error {
+	_, err := t.Exec(ctx, `INSERT INTO hosts (name, applied_revision, problem, last_drift, last_seen) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET applied_revision = excluded.applied_revision, problem = excluded.problem,
+		last_drift = excluded.last_drift, last_seen = excluded.last_seen`,
+		name, r.Revision, r.Problem, r.LastDrift, Now())
 	return err
 }
 
