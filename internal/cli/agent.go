@@ -16,6 +16,7 @@ import (
 	"novanet/internal/client"
 	"novanet/internal/config"
 	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
@@ -129,7 +130,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if err != nil {
 		return err
 	}
-	fw := iptables.New()
+	fw := agent.NewInstanceFirewall(iptables.New(), ipset.New(), log)
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
 	a := agent.New(agent.Config{

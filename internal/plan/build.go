@@ -84,6 +84,7 @@ func Build(st model.HostState, o Options) (Plan, error) {
 	p.Dnsmasq = dm
 	p.Releases = planReleases(nets)
 	p.Firewall = planFirewall(nets, st.Options, o)
+	addInstanceFirewall(&p, nets, st.SecurityGroups, st.Options)
 	if hasRole(nets, isNetworkHost) {
 		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.ipv4.ip_forward", Value: "1"})
 	}

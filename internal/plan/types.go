@@ -133,6 +133,9 @@ type InterfaceAddr struct {
 // built-in chains.
 type Firewall struct {
 	Tables []Table `json:"tables"`
+	// Sets are the address sets rules name (SourceSet): one per source
+	// security group, updated in place (see instancefw.go).
+	Sets []AddrSet `json:"sets,omitempty"`
 }
 
 // Table is one iptables table ("filter", "nat").

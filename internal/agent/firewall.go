@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"novanet/internal/datapath/conntrack"
+	"novanet/internal/plan"
+)
+
+// RuleApplier applies the tables of the rule model (internal/datapath/iptables).
+type RuleApplier interface {
+	Apply(ctx context.Context, fw plan.Firewall, full bool) error
+}
+
+// SetApplier keeps the address sets the rules name (internal/datapath/ipset).
+type SetApplier interface {
+	// Ensure creates and fills the sets; it destroys none.
+	Ensure(ctx context.Context, sets []plan.AddrSet, full bool) error
+	// Prune destroys owned sets no longer planned.
+	Prune(ctx context.Context, sets []plan.AddrSet) error
+}
+
+// InstanceFirewall is the agent's Firewall for the iptables driver: sets
+// first (a new rule must find its set), then the rules, then the sets no
+// rule names any more, then the conntrack entries of what the change
+// revoked, so an open connection a removed rule or member had allowed
+// stops too.
+type InstanceFirewall struct {
+	rules RuleApplier
+	sets  SetApplier
+	// revoke deletes conntrack entries (conntrack.DeleteAll).
+	revoke func(context.Context, []conntrack.Filter) (int, error)
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	last *plan.Firewall // what was applied last; nil after a start
+}
+
+// NewInstanceFirewall wires the appliers.
+func NewInstanceFirewall(rules RuleApplier, sets SetApplier, log *slog.Logger) *InstanceFirewall {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &InstanceFirewall{rules: rules, sets: sets, revoke: conntrack.DeleteAll, log: log.With("component", "firewall")}
+}
+
+// Apply makes the kernel match fw and revokes what it no longer allows.
+func (f *InstanceFirewall) Apply(ctx context.Context, fw plan.Firewall, full bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.sets.Ensure(ctx, fw.Sets, full); err != nil {
+		// Rules naming a missing set would fail to restore: stop here.
+		return fmt.Errorf("address sets: %w", err)
+	}
+	if err := f.rules.Apply(ctx, fw, full); err != nil {
+		return err
+	}
+	var errs []error
+	if err := f.sets.Prune(ctx, fw.Sets); err != nil {
+		errs = append(errs, fmt.Errorf("address sets: %w", err))
+	}
+	if f.last != nil {
+		if revs := plan.Revocations(*f.last, fw); len(revs) > 0 {
+			filters := make([]conntrack.Filter, len(revs))
+			for i, r := range revs {
+				filters[i] = conntrack.Filter{Proto: r.Proto, OrigSrc: r.Src, OrigDst: r.Dst, DstPort: r.DstPort}
+			}
+			n, err := f.revoke(ctx, filters)
+			f.log.Info("revoked connections", "filters", len(filters), "entries", n, "err", err)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("conntrack: %w", err))
+			}
+		}
+	}
+	f.last = &fw
+	return errors.Join(errs...)
+}
