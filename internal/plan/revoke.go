@@ -11,7 +11,7 @@ import (
 // on its entry without consulting the rules, so a revoked rule, member or
 // instance would otherwise keep its open connections.
 type Revocation struct {
-	Proto string     // "tcp", "udp", "icmp" or "" for any
+	Proto string // "tcp", "udp", "icmp" or "" for any
 	// Src and Dst are the original source and destination (zero: any);
 	// at least one is set.
 	Src, Dst netip.Addr
