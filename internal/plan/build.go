@@ -84,7 +84,6 @@ func Build(st model.HostState, o Options) (Plan, error) {
 	p.Dnsmasq = dm
 	p.Releases = planReleases(nets)
 	p.Firewall = planFirewall(nets, st.Options, o)
-	addInstanceFirewall(&p, nets, st.SecurityGroups, st.Options)
 	if hasRole(nets, isNetworkHost) {
 		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.ipv4.ip_forward", Value: "1"})
 	}
@@ -93,6 +92,7 @@ func Build(st model.HostState, o Options) (Plan, error) {
 		// FORWARD accepts above and the instance firewall act on it.
 		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: "1"})
 	}
+	addInstanceFirewall(&p, nets, st.SecurityGroups, st.Options)
 	return p, nil
 }
 

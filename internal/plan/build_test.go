@@ -254,8 +254,8 @@ func TestSingleHostComputeHasNoGatewayRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pl.Dnsmasq) != 0 || len(pl.Sysctls) != 1 || pl.Sysctls[0].Key != "net.bridge.bridge-nf-call-iptables" {
-		t.Errorf("compute plans dnsmasq %v sysctls %v, want no dnsmasq and only br_netfilter on", pl.Dnsmasq, pl.Sysctls)
+	if len(pl.Dnsmasq) != 0 || len(pl.Sysctls) != 2 || pl.Sysctls[0].Key != "net.bridge.bridge-nf-call-iptables" || pl.Sysctls[1].Key != "net.netfilter.nf_conntrack_tcp_loose" {
+		t.Errorf("compute plans dnsmasq %v sysctls %v, want no dnsmasq, br_netfilter on and no loose conntrack pickup", pl.Dnsmasq, pl.Sysctls)
 	}
 	if len(pl.Bridges) != 1 || len(pl.Bridges[0].Addresses) != 0 || len(pl.Bridges[0].Ports) != 2 {
 		t.Fatalf("bridges = %+v", pl.Bridges)

@@ -188,6 +188,13 @@ func addInstanceFirewall(p *Plan, nets []model.HostNetwork, groups []model.HostS
 	}
 	ifw := planInstanceFirewall(nets, groups, co)
 	p.Warnings = append(p.Warnings, ifw.warn...)
+	if len(ifw.local) > 0 {
+		// A revoked flow's conntrack entry is deleted; with loose pickup
+		// (the default) the instance's next mid-stream segment would track
+		// the flow anew from its side, and the peer's packets would pass
+		// as ESTABLISHED. Without it they are INVALID and dropped.
+		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.netfilter.nf_conntrack_tcp_loose", Value: "0"})
+	}
 	local.Rules = append(local.Rules, ifw.local...)
 	filter.Chains = append(filter.Chains, ifw.chains...)
 	p.Firewall.Sets = ifw.sets

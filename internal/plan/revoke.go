@@ -26,8 +26,10 @@ type Revocation struct {
 //
 // A removed rule is revoked by protocol, port and instance only (a CIDR
 // cannot be given to conntrack's filter), so flows another rule still
-// allows lose their entry too; their next packet is tracked as new and
-// passes the chain again, which is the point.
+// allows lose their entry too. With nf_conntrack_tcp_loose=0 (planned on
+// compute hosts) such a TCP flow is not picked up again mid-stream: it
+// has to reconnect, which the rules then admit. UDP and ICMP flows are
+// simply tracked anew by their next packet.
 func Revocations(old, new Firewall) []Revocation {
 	oldInst, newInst := instanceRules(old), instanceRules(new)
 	if len(oldInst) == 0 {
