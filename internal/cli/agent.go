@@ -18,6 +18,7 @@ import (
 	"novanet/internal/datapath/dnsmasq"
 	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/l2guard"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/plan"
@@ -130,7 +131,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if err != nil {
 		return err
 	}
-	fw := agent.NewInstanceFirewall(iptables.New(), ipset.New(), log)
+	fw := agent.NewInstanceFirewall(iptables.New(), ipset.New(), l2guard.New(), log)
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
 	a := agent.New(agent.Config{

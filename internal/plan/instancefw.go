@@ -198,6 +198,9 @@ func addInstanceFirewall(p *Plan, nets []model.HostNetwork, groups []model.HostS
 	local.Rules = append(local.Rules, ifw.local...)
 	filter.Chains = append(filter.Chains, ifw.chains...)
 	p.Firewall.Sets = ifw.sets
+	guard, warn := planL2Guard(p.Bridges)
+	p.Firewall.Guard = guard
+	p.Warnings = append(p.Warnings, warn...)
 }
 
 // IpsetType is the ipset type of every AddrSet.

@@ -101,6 +101,12 @@ func renderFirewall(pl Plan) string {
 			b.WriteString(l + "\n")
 		}
 	}
+	if !pl.Firewall.Guard.IsZero() {
+		b.WriteString("# l2 guard (nft bridge family)\n")
+		for _, l := range pl.Firewall.Guard.Listing() {
+			b.WriteString(l + "\n")
+		}
+	}
 	for _, tb := range pl.Firewall.Tables {
 		if tb.Name != "filter" {
 			continue
