@@ -22,8 +22,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
-	"github.com/mdlayher/netlink"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"novanet/internal/plan"
@@ -387,4 +387,3 @@ func (g *Guard) Devices() ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
-
