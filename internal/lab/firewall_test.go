@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,4 +316,79 @@ func echo(c net.Conn, msg string, timeout time.Duration) error {
 		return errors.New("echo returned " + got)
 	}
 	return nil
+}
+
+// Deleting a VM leaves nothing naming it: its hosts' rules, sets and
+// guard read exactly as before it booted, on its own host (chain, jump,
+// guard chain and map element) and on the other (its address in the
+// group's set).
+func TestFirewallTeardownLeavesNothing(t *testing.T) {
+	l := up(t, fastOptions())
+	ctx := context.Background()
+	boot(t, l, "vm1", "compute-1")
+	boot(t, l, "vm3", "compute-2")
+	def := defaultGroup(t, l)
+	if _, err := l.Client().CreateSecurityGroupRule(ctx, model.SecurityGroupRule{GroupID: def.ID, Protocol: "icmp", FromPort: -1, ToPort: -1, SourceGroupID: def.ID}); err != nil {
+		t.Fatal(err)
+	}
+	set := plan.GroupSetName(def.ID)
+	waitFor(t, 5*time.Second, "the group's set on both hosts", func() bool {
+		return strings.Contains(in(t, l, "compute-1", "ipset", "list", "-n"), set) && strings.Contains(in(t, l, "compute-2", "ipset", "list", "-n"), set)
+	})
+	hosts := []string{"compute-1", "compute-2"}
+	before := map[string]string{}
+	for _, h := range hosts {
+		before[h] = firewallListing(t, l, h)
+	}
+
+	vm2 := boot(t, l, "vm2", "compute-1")
+	chain := instanceChain(t, l, "compute-1", vm2.Address)
+	waitFor(t, 5*time.Second, "vm2 in the group's set on compute-2", func() bool {
+		return strings.Contains(in(t, l, "compute-2", "ipset", "list", set), vm2.Address)
+	})
+	booted := firewallListing(t, l, "compute-1")
+	for _, name := range []string{chain, vm2.Device, vm2.Address} {
+		if !strings.Contains(booted, name) {
+			t.Fatalf("compute-1's listing never named %s while vm2 ran:\n%s", name, booted)
+		}
+	}
+
+	if err := l.Delete(ctx, "vm2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		var after string
+		waitFor(t, 5*time.Second, h+"'s rules, sets and guard back to their listing before vm2", func() bool {
+			after = firewallListing(t, l, h)
+			return after == before[h]
+		})
+		for _, name := range []string{chain, vm2.Device, vm2.Address} {
+			if strings.Contains(after, name) {
+				t.Errorf("%s still names %s after vm2 was deleted", h, name)
+			}
+		}
+	}
+}
+
+// firewallListing is what novanet owns on a host: iptables -S of filter
+// and nat, the owned ipsets and the bridge guard table.
+func firewallListing(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range []string{"filter", "nat"} {
+		b.WriteString(in(t, l, host, "iptables", "-t", table, "-S"))
+	}
+	var sets []string // members come in hash order
+	for _, line := range strings.Split(in(t, l, host, "ipset", "save"), "\n") {
+		if strings.Contains(line, plan.SetPrefix) {
+			sets = append(sets, line)
+		}
+	}
+	slices.Sort(sets)
+	b.WriteString(strings.Join(sets, "\n") + "\n")
+	ns, _ := l.Namespace(host)
+	if out, err := lab.In(ns, "nft", "list", "table", "bridge", plan.GuardTable); err == nil {
+		b.WriteString(out)
+	}
+	return b.String()
 }
