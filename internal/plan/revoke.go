@@ -21,8 +21,8 @@ type Revocation struct {
 
 // Revocations lists what going from old to new revokes on this host:
 // every flow to and from an instance that is gone; for an instance that
-// stays, the flows an accept rule it lost could have admitted, and the
-// flows from members that left a set one of its rules still names.
+// stays, the flows an accept rule it lost could have admitted; and every
+// flow from a member that left a set a local rule still names.
 //
 // A removed rule is revoked by protocol, port and instance only (a CIDR
 // cannot be given to conntrack's filter), so flows another rule still
@@ -60,9 +60,12 @@ func Revocations(old, new Firewall) []Revocation {
 			if r.SourceSet == "" || r.Target.Verdict != Accept {
 				continue
 			}
+			// One revocation per member that left, for every destination:
+			// per instance and rule it would be one conntrack run each, N
+			// of them for one deleted member of a group N instances use.
 			for m := range oldSets[r.SourceSet] {
 				if !newSets[r.SourceSet][m] {
-					out = append(out, revocationOf(r, addr, m))
+					out = append(out, Revocation{Src: m})
 				}
 			}
 		}
