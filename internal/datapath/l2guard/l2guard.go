@@ -2,20 +2,18 @@
 // novanet's own nftables table of the bridge family, in-process over
 // netlink (github.com/google/nftables; no nft process on the hot path).
 //
-// Layout: a base chain at bridge prerouting that only drops looks the
-// input port up in a verdict map and jumps to that port's chain, whose
-// rules compare the frame with the port's constants and drop what does not
-// match. A frame pays one hash lookup and one port's rules however many
-// ports the bridge has. A port's chain name carries its MAC and address,
-// so a resync compares names (two dumps), never rules; a port whose MAC or
-// address changes gets a new chain and its map element moves in the same
-// transaction.
+// Layout: one base chain at bridge prerouting whose rules only drop, and
+// three sets keyed by the input port: the guarded ports, port . MAC and
+// port . address. A frame pays a few hash lookups and a new port three set
+// elements in one transaction, however many ports the bridge has. No rule
+// jumps anywhere, so a commit has no chain graph to re-validate.
 package l2guard
 
 import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -29,11 +27,9 @@ import (
 	"novanet/internal/plan"
 )
 
-// batchPorts bounds the ports one netlink transaction adds, so a large
-// first sync does not fail with "message too long" (a port is ~15 rules).
-const batchPorts = 100
-
-const ethertypeSet = "allowed_ethertypes"
+// batchPorts bounds the ports one netlink transaction adds (three
+// elements each), so a large first sync stays within message limits.
+const batchPorts = 500
 
 // Guard is the applier. Call New.
 type Guard struct {
@@ -41,9 +37,15 @@ type Guard struct {
 	NetNS int
 
 	mu    sync.Mutex
-	known map[string]string // device -> chain; nil: read the kernel
+	known *kernelGuard // nil: read the kernel
 	// Transactions counts netlink batches sent (tests and benchmarks).
 	Transactions int
+}
+
+// kernelGuard is what the table holds.
+type kernelGuard struct {
+	table bool
+	ports map[string]plan.GuardPort // by device, from the three sets
 }
 
 // New returns an applier for the current network namespace.
@@ -81,6 +83,22 @@ func bigBuffers(c *netlink.Conn) error {
 
 var table = &nftables.Table{Name: plan.GuardTable, Family: nftables.TableFamilyBridge}
 
+var (
+	macKey, _  = nftables.ConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr)
+	ipv4Key, _ = nftables.ConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)
+)
+
+// The sets; host byte order tells nft how to print the ifname keys.
+func portSet() *nftables.Set {
+	return &nftables.Set{Table: table, Name: plan.GuardPortSet, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+}
+func macSet() *nftables.Set {
+	return &nftables.Set{Table: table, Name: plan.GuardMACSet, KeyType: macKey, Concatenation: true}
+}
+func ipv4Set() *nftables.Set {
+	return &nftables.Set{Table: table, Name: plan.GuardIPv4Set, KeyType: ipv4Key, Concatenation: true}
+}
+
 // Apply makes the kernel's guard match want. full re-reads the kernel.
 // With no port to guard, the table goes.
 func (g *Guard) Apply(want plan.L2Guard, full bool) error {
@@ -97,95 +115,115 @@ func (g *Guard) Apply(want plan.L2Guard, full bool) error {
 		}
 	}
 	if want.IsZero() {
-		if _, present := g.known[""]; !present {
+		if !g.known.table {
 			return nil
 		}
 		c.DelTable(table)
 		if err := g.flush(c); err != nil {
 			return err
 		}
-		g.known = map[string]string{}
+		g.known = &kernelGuard{ports: map[string]plan.GuardPort{}}
 		return nil
 	}
-	var m *nftables.Set
-	ops := 0 // messages queued since the last flush
-	if _, present := g.known[""]; !present {
-		m = g.createTable(c)
+	ops := 0
+	if !g.known.table {
+		createTable(c)
 		ops++
-	} else {
-		m = portMap()
 	}
-	wantChain := make(map[string]string, len(want.Ports))
+	ports, macs, ips := portSet(), macSet(), ipv4Set()
+	wanted := make(map[string]plan.GuardPort, len(want.Ports))
 	for _, p := range want.Ports {
-		wantChain[p.Device] = p.GuardChainName()
+		wanted[p.Device] = p
 	}
-	// Map elements that go or move first, then stale chains, then new
-	// ports in chunks: each chunk is whole ports, so no port is ever
-	// half programmed.
-	var dels []nftables.SetElement
-	for dev, ch := range g.known {
-		if dev == "" || strings.HasPrefix(dev, "\x00") {
-			continue
-		}
-		if wantChain[dev] != ch {
-			dels = append(dels, nftables.SetElement{Key: ifname(dev)})
+	// Ports that go or change first (their old elements), then new and
+	// changed ports in chunks of whole ports.
+	var gone []plan.GuardPort
+	for dev, have := range g.known.ports {
+		if w, ok := wanted[dev]; !ok || w != have {
+			gone = append(gone, have)
 		}
 	}
-	if len(dels) > 0 {
-		if err := c.SetDeleteElements(m, dels); err != nil {
+	if len(gone) > 0 {
+		if err := errorsOf(
+			c.SetDeleteElements(macs, macElems(gone)),
+			c.SetDeleteElements(ips, ipv4Elems(gone)),
+			c.SetDeleteElements(ports, portElems(gone)),
+		); err != nil {
 			return err
 		}
 		ops++
 	}
-	live := map[string]bool{}
-	for _, ch := range wantChain {
-		live[ch] = true
-	}
-	for key, ch := range g.known {
-		if strings.HasPrefix(key, "\x00") && !live[ch] {
-			pc := &nftables.Chain{Name: ch, Table: table}
-			c.FlushChain(pc)
-			c.DelChain(pc)
-			ops++
-		}
-	}
-	pending := 0
+	var add []plan.GuardPort
 	for _, p := range want.Ports {
-		if g.known[p.Device] == wantChain[p.Device] {
-			continue
+		if have, ok := g.known.ports[p.Device]; !ok || have != p {
+			add = append(add, p)
 		}
-		if !g.hasChain(wantChain[p.Device]) {
-			addPortChain(c, p)
-		}
-		if err := c.SetAddElements(m, []nftables.SetElement{{Key: ifname(p.Device),
-			VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: wantChain[p.Device]}}}); err != nil {
-			return err
-		}
-		ops++
-		if pending++; pending == batchPorts {
-			if err := g.flush(c); err != nil {
+	}
+	for len(add) > 0 || ops > 0 {
+		chunk := add[:min(len(add), batchPorts)]
+		add = add[len(chunk):]
+		if len(chunk) > 0 {
+			if err := errorsOf(
+				c.SetAddElements(ports, portElems(chunk)),
+				c.SetAddElements(macs, macElems(chunk)),
+				c.SetAddElements(ips, ipv4Elems(chunk)),
+			); err != nil {
 				return err
 			}
-			pending, ops = 0, 0
 		}
-	}
-	if ops > 0 {
 		if err := g.flush(c); err != nil {
 			return err
 		}
+		ops = 0
 	}
-	next := map[string]string{"": ""}
-	for dev, ch := range wantChain {
-		next[dev] = ch
-		next["\x00"+ch] = ch
-	}
-	g.known = next
+	g.known = &kernelGuard{table: true, ports: wanted}
 	return nil
 }
 
-func (g *Guard) hasChain(name string) bool {
-	_, ok := g.known["\x00"+name]
-	return ok
+func errorsOf(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func portElems(ps []plan.GuardPort) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ps))
+	for i, p := range ps {
+		out[i] = nftables.SetElement{Key: ifname(p.Device)}
+	}
+	return out
+}
+
+func macElems(ps []plan.GuardPort) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ps))
+	for i, p := range ps {
+		out[i] = nftables.SetElement{Key: concat(ifname(p.Device), p.MAC[:])}
+	}
+	return out
+}
+
+func ipv4Elems(ps []plan.GuardPort) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ps))
+	for i, p := range ps {
+		a := p.IPv4.As4()
+		out[i] = nftables.SetElement{Key: concat(ifname(p.Device), a[:])}
+	}
+	return out
+}
+
+// concat lays out a concatenated key: each field padded to 4 bytes.
+func concat(fields ...[]byte) []byte {
+	var b []byte
+	for _, f := range fields {
+		b = append(b, f...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+	}
+	return b
 }
 
 // flush sends the batch. On an error the kernel may still have committed
@@ -200,28 +238,68 @@ func (g *Guard) flush(c *nftables.Conn) error {
 	return nil
 }
 
-func portMap() *nftables.Set {
-	// Host byte order tells nft how to print the ifname keys.
-	return &nftables.Set{Table: table, Name: plan.GuardPortMap, IsMap: true, KeyType: nftables.TypeIFName, DataType: nftables.TypeVerdict,
-		KeyByteOrder: binaryutil.NativeEndian}
-}
-
-// createTable adds the table, the ethertype set, the port map and the
-// base chain with its one rule, in the pending batch.
-func (g *Guard) createTable(c *nftables.Conn) *nftables.Set {
+// createTable adds the table, its sets and the base chain's drops to the
+// pending batch (plan.GuardRules, in that order).
+func createTable(c *nftables.Conn) {
 	c.AddTable(table)
-	types := &nftables.Set{Table: table, Name: ethertypeSet, KeyType: nftables.TypeEtherType}
+	types := &nftables.Set{Table: table, Name: plan.GuardEthertypes, KeyType: nftables.TypeEtherType, Constant: true}
 	_ = c.AddSet(types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
-	m := portMap()
-	_ = c.AddSet(m, nil)
+	ports, macs, ips := portSet(), macSet(), ipv4Set()
+	for _, s := range []*nftables.Set{ports, macs, ips} {
+		_ = c.AddSet(s, nil)
+	}
 	prio := nftables.ChainPriority(-300)
 	base := c.AddChain(&nftables.Chain{Name: plan.GuardBaseChain, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: &prio, Policy: policyAccept()})
-	c.AddRule(&nftables.Rule{Table: table, Chain: base, Exprs: []expr.Any{
+
+	zero := []byte{0, 0, 0, 0}
+	ll := func(reg, off, n uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseLLHeader, Offset: off, Len: n}
+	}
+	nh := func(reg, off, n uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
+	}
+	th := func(off, n uint32) expr.Any {
+		return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: n}
+	}
+	eq := func(b []byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b} }
+	ne := func(b []byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: b} }
+	etherType := func(t uint16) []expr.Any { return []expr.Any{ll(1, 12, 2), eq(be16(t))} }
+	l4 := func(proto byte) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, eq([]byte{proto})}
+	}
+	// notPaired: (iifname . the field loaded into reg32 12) is not in set s.
+	// The name takes 32-bit registers 8-11, the field starts at 12.
+	notPaired := func(field expr.Any, s *nftables.Set) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 8}, field,
+			&expr.Lookup{SourceRegister: 8, SetName: s.Name, SetID: s.ID, Invert: true}}
+	}
+	ipv4, arp, ipv6 := etherType(unix.ETH_P_IP), etherType(unix.ETH_P_ARP), etherType(unix.ETH_P_IPV6)
+	fromZero := []expr.Any{nh(1, 12, 4), eq(zero)}
+	rules := [][]expr.Any{
+		notPaired(ll(12, 6, 6), macs),
+		{ll(1, 12, 2), &expr.Lookup{SourceRegister: 1, SetName: types.Name, SetID: types.ID, Invert: true}},
+		join(ipv4, nh(1, 12, 4), ne(zero), notPaired(nh(12, 12, 4), ips)),
+		join(ipv4, fromZero, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, ne([]byte{unix.IPPROTO_UDP})),
+		join(ipv4, fromZero, l4(unix.IPPROTO_UDP), th(0, 2), ne(be16(68))),
+		join(ipv4, fromZero, l4(unix.IPPROTO_UDP), th(2, 2), ne(be16(67))),
+		join(ipv4, l4(unix.IPPROTO_UDP), th(0, 2), eq(be16(67))),
+		join(arp, nh(1, 0, 2), ne(be16(1))),
+		join(arp, nh(1, 2, 2), ne(be16(unix.ETH_P_IP))),
+		join(arp, nh(1, 4, 1), ne([]byte{6})),
+		join(arp, nh(1, 5, 1), ne([]byte{4})),
+		join(arp, notPaired(nh(12, 8, 6), macs)),
+		join(arp, nh(1, 14, 4), ne(zero), notPaired(nh(12, 14, 4), ips)),
+		join(ipv6, l4(unix.IPPROTO_ICMPV6), th(0, 1), eq([]byte{134})),
+		join(ipv6, l4(unix.IPPROTO_UDP), th(0, 2), eq(be16(547))),
+	}
+	guarded := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
-	}})
-	return m
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+	}
+	for _, r := range rules {
+		c.AddRule(&nftables.Rule{Table: table, Chain: base, Exprs: join(guarded, r, &expr.Verdict{Kind: expr.VerdictDrop})})
+	}
 }
 
 func policyAccept() *nftables.ChainPolicy {
@@ -229,120 +307,84 @@ func policyAccept() *nftables.ChainPolicy {
 	return &p
 }
 
-// read lists the owned table: "" marks that it exists, a device key maps
-// to the chain its element jumps to, "\x00"+chain marks an existing port
-// chain.
-func (g *Guard) read(c *nftables.Conn) (map[string]string, error) {
-	known := map[string]string{}
+// read lists the owned table's ports from its three sets; a port is
+// guarded when all three hold it (anything else is re-added).
+func (g *Guard) read(c *nftables.Conn) (*kernelGuard, error) {
+	k := &kernelGuard{ports: map[string]plan.GuardPort{}}
 	if _, err := c.ListTableOfFamily(plan.GuardTable, nftables.TableFamilyBridge); err != nil {
 		if isNotExist(err) {
-			return known, nil
+			return k, nil
 		}
-		return nil, fmt.Errorf("l2 guard: list table bridge %s: %w", plan.GuardTable, err)
+		return nil, fmt.Errorf("list table bridge %s: %w", plan.GuardTable, err)
 	}
-	known[""] = ""
+	elems := map[string][]nftables.SetElement{}
+	var missing error
+	for _, name := range []string{plan.GuardPortSet, plan.GuardMACSet, plan.GuardIPv4Set, plan.GuardEthertypes} {
+		s, err := c.GetSetByName(table, name)
+		if err != nil {
+			missing = err
+			break
+		}
+		if elems[name], err = c.GetSetElements(s); err != nil {
+			return nil, fmt.Errorf("list set %s: %w", name, err)
+		}
+	}
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
 	if err != nil {
-		return nil, fmt.Errorf("l2 guard: list chains: %w", err)
+		return nil, fmt.Errorf("list chains: %w", err)
 	}
-	base := false
+	rules := 0
 	for _, ch := range chains {
-		if ch.Table.Name != plan.GuardTable {
-			continue
-		}
-		if ch.Name == plan.GuardBaseChain {
-			base = true
-		} else {
-			known["\x00"+ch.Name] = ch.Name
+		if ch.Table.Name == plan.GuardTable && ch.Name == plan.GuardBaseChain {
+			rs, err := c.GetRules(table, ch)
+			if err != nil {
+				return nil, fmt.Errorf("list chain %s: %w", ch.Name, err)
+			}
+			rules = len(rs)
 		}
 	}
-	m, err := c.GetSetByName(table, plan.GuardPortMap)
-	if err != nil || !base {
-		// Half a table (someone deleted parts): rebuild it whole.
+	if missing != nil || rules != len(plan.GuardRules()) {
+		// Half a table (someone deleted or added parts): rebuild it whole.
 		c.DelTable(table)
 		if err := g.flush(c); err != nil {
 			return nil, err
 		}
-		return map[string]string{}, nil
+		return k, nil
 	}
-	elems, err := c.GetSetElements(m)
-	if err != nil {
-		return nil, fmt.Errorf("l2 guard: list map %s: %w", plan.GuardPortMap, err)
-	}
-	for _, e := range elems {
-		if ch := jumpChain(e); ch != "" {
-			known[string(bytes.TrimRight(e.Key, "\x00"))] = ch
+	k.table = true
+	macs := map[string][6]byte{}
+	for _, e := range elems[plan.GuardMACSet] {
+		if len(e.Key) >= unix.IFNAMSIZ+6 {
+			macs[devName(e.Key)] = [6]byte(e.Key[unix.IFNAMSIZ : unix.IFNAMSIZ+6])
 		}
 	}
-	return known, nil
+	ips := map[string]netip.Addr{}
+	for _, e := range elems[plan.GuardIPv4Set] {
+		if len(e.Key) >= unix.IFNAMSIZ+4 {
+			ips[devName(e.Key)] = netip.AddrFrom4([4]byte(e.Key[unix.IFNAMSIZ : unix.IFNAMSIZ+4]))
+		}
+	}
+	for _, e := range elems[plan.GuardPortSet] {
+		dev := devName(e.Key)
+		mac, okM := macs[dev]
+		ip, okI := ips[dev]
+		if okM && okI {
+			k.ports[dev] = plan.GuardPort{Device: dev, MAC: mac, IPv4: ip}
+		} else {
+			// Incomplete: recorded with a zero address, so it differs from
+			// any wanted port and is deleted and added again.
+			k.ports[dev] = plan.GuardPort{Device: dev, MAC: mac}
+		}
+	}
+	return k, nil
 }
 
-// jumpChain is the chain a verdict map element jumps to. This version of
-// the library leaves the verdict undecoded in Val: NFTA_VERDICT_CODE and
-// NFTA_VERDICT_CHAIN attributes.
-func jumpChain(e nftables.SetElement) string {
-	if e.VerdictData != nil {
-		return e.VerdictData.Chain
-	}
-	ad, err := netlink.NewAttributeDecoder(e.Val)
-	if err != nil {
-		return ""
-	}
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_VERDICT_CHAIN {
-			return strings.TrimRight(string(ad.Bytes()), "\x00")
-		}
-	}
-	return ""
+func devName(key []byte) string {
+	return string(bytes.TrimRight(key[:min(len(key), unix.IFNAMSIZ)], "\x00"))
 }
 
 func isNotExist(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "not exist"))
-}
-
-// addPortChain adds a port's chain with its drops (plan.GuardPort.GuardRules,
-// in the same order).
-func addPortChain(c *nftables.Conn, p plan.GuardPort) {
-	ch := c.AddChain(&nftables.Chain{Name: p.GuardChainName(), Table: table})
-	ip := p.IPv4.As4()
-	zero := []byte{0, 0, 0, 0}
-	drop := &expr.Verdict{Kind: expr.VerdictDrop}
-	ll := func(off, n uint32) expr.Any {
-		return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: off, Len: n}
-	}
-	nh := func(off, n uint32) expr.Any {
-		return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
-	}
-	th := func(off, n uint32) expr.Any {
-		return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: n}
-	}
-	eq := func(b []byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b} }
-	ne := func(b []byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: b} }
-	etherType := func(t uint16) []expr.Any { return []expr.Any{ll(12, 2), eq(be16(t))} }
-	l4 := func(proto byte) []expr.Any {
-		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, eq([]byte{proto})}
-	}
-	ipv4, arp, ipv6 := etherType(unix.ETH_P_IP), etherType(unix.ETH_P_ARP), etherType(unix.ETH_P_IPV6)
-	rules := [][]expr.Any{
-		{ll(6, 6), ne(p.MAC[:])},
-		{ll(12, 2), &expr.Lookup{SourceRegister: 1, SetName: ethertypeSet, Invert: true}},
-		join(ipv4, nh(12, 4), ne(zero), ne(ip[:])),
-		join(ipv4, nh(12, 4), eq(zero), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, ne([]byte{unix.IPPROTO_UDP})),
-		join(ipv4, nh(12, 4), eq(zero), l4(unix.IPPROTO_UDP), th(0, 2), ne(be16(68))),
-		join(ipv4, nh(12, 4), eq(zero), l4(unix.IPPROTO_UDP), th(2, 2), ne(be16(67))),
-		join(ipv4, l4(unix.IPPROTO_UDP), th(0, 2), eq(be16(67))),
-		join(arp, nh(0, 2), ne(be16(1))),
-		join(arp, nh(2, 2), ne(be16(unix.ETH_P_IP))),
-		join(arp, nh(4, 1), ne([]byte{6})),
-		join(arp, nh(5, 1), ne([]byte{4})),
-		join(arp, nh(8, 6), ne(p.MAC[:])),
-		join(arp, nh(14, 4), ne(zero), ne(ip[:])),
-		join(ipv6, l4(unix.IPPROTO_ICMPV6), th(0, 1), eq([]byte{134})),
-		join(ipv6, l4(unix.IPPROTO_UDP), th(0, 2), eq(be16(547))),
-	}
-	for _, r := range rules {
-		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: append(r, drop)})
-	}
 }
 
 func join(parts ...any) []expr.Any {
@@ -374,15 +416,13 @@ func (g *Guard) Devices() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	known, err := g.read(c)
+	k, err := g.read(c)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for k := range known {
-		if k != "" && !strings.HasPrefix(k, "\x00") {
-			out = append(out, k)
-		}
+	out := make([]string, 0, len(k.ports))
+	for dev := range k.ports {
+		out = append(out, dev)
 	}
 	slices.Sort(out)
 	return out, nil
