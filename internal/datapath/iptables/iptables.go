@@ -178,8 +178,18 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	b.WriteString("*" + want.Name + "\n")
 	// Declaring a chain in --noflush mode creates or flushes it, so
 	// rules in removed chains that jump elsewhere go away first.
+	edits := map[string][]string{} // existing chains changed in place
+	for _, n := range changed {
+		if have, ok := cur.chains[n]; ok {
+			if e := chainEdit(n, have, wantChains[n]); e != nil {
+				edits[n] = e
+			}
+		}
+	}
 	for _, n := range append(slices.Clone(changed), removed...) {
-		b.WriteString(":" + n + " - [0:0]\n")
+		if _, ok := edits[n]; !ok {
+			b.WriteString(":" + n + " - [0:0]\n")
+		}
 	}
 	for _, bi := range jumpFix {
 		for _, to := range ownJumps(cur.builtin[bi]) {
@@ -187,6 +197,10 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 		}
 	}
 	for _, n := range changed {
+		if e, ok := edits[n]; ok {
+			b.WriteString(strings.Join(e, "\n") + "\n")
+			continue
+		}
 		for _, spec := range wantChains[n] {
 			b.WriteString("-A " + n + " " + spec + "\n")
 		}
