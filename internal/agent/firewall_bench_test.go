@@ -145,3 +145,26 @@ func BenchmarkBaselineBareRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBaselineMinimalRestore: the least an iptables-restore driver
+// can send for one new instance on a host holding nova's table for n:
+// one --noflush restore declaring a chain with one rule and appending its
+// jump (removed again outside the timer).
+func BenchmarkBaselineMinimalRestore(b *testing.B) {
+	nettest.RequireRoot(b, "iptables-restore")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnmin")
+			restore(b, ns, novaTable(n))
+			add := "*filter\n:nova-compute-inst-x - [0:0]\n-A nova-compute-inst-x -j ACCEPT\n-A nova-compute-local -d 10.255.0.1/32 -j nova-compute-inst-x\nCOMMIT\n"
+			del := "*filter\n-D nova-compute-local -d 10.255.0.1/32 -j nova-compute-inst-x\n-F nova-compute-inst-x\n-X nova-compute-inst-x\nCOMMIT\n"
+			b.ResetTimer()
+			for range b.N {
+				restore(b, ns, add, "-w", "--noflush")
+				b.StopTimer()
+				restore(b, ns, del, "-w", "--noflush")
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -87,6 +87,7 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 			if co.AllowSameNetTraffic {
 				rules = append(rules, Rule{Source: hn.Network.CIDR.Masked(), Target: accept()})
 			}
+			seenRule := map[ruleKey]bool{}
 			for _, gid := range in.SecurityGroups {
 				g := byID[gid]
 				if g == nil {
@@ -102,7 +103,9 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 					if sr.SourceGroupID != 0 {
 						usedSets[sr.SourceGroupID] = true
 					}
-					if !slices.ContainsFunc(rules, func(x Rule) bool { return sameRule(x, r) }) {
+					// Two groups with the same rule give one rule.
+					if k := keyOf(sr); !seenRule[k] {
+						seenRule[k] = true
 						rules = append(rules, r)
 					}
 				}
@@ -173,7 +176,21 @@ func groupRule(sr model.SecurityGroupRule) (Rule, bool) {
 	return r, true
 }
 
-func sameRule(a, b Rule) bool { return a.Spec() == b.Spec() }
+// ruleKey is what makes two group rules the same rule in a chain.
+type ruleKey struct {
+	proto    string
+	from, to int
+	cidr     netip.Prefix
+	source   int64
+}
+
+func keyOf(sr model.SecurityGroupRule) ruleKey {
+	k := ruleKey{proto: sr.Protocol, from: sr.FromPort, to: sr.ToPort, source: sr.SourceGroupID}
+	if sr.SourceGroupID == 0 && sr.CIDR.IsValid() && sr.CIDR.Bits() > 0 {
+		k.cidr = sr.CIDR.Masked()
+	}
+	return k
+}
 
 // addInstanceFirewall fills the compute role's chains of p's filter table
 // (planned by planFirewall) with the instance firewall.

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -162,5 +163,30 @@ func TestInstanceWithoutVIFIDIsReported(t *testing.T) {
 	}
 	if len(pl.Warnings) != 1 || !strings.Contains(pl.Warnings[0], "no interface id") {
 		t.Errorf("warnings %q, want one naming the missing interface id", pl.Warnings)
+	}
+}
+
+// BenchmarkBuildProtected: plan.Build of a host whose n instances are all
+// in one group with three rules, one from the group itself.
+func BenchmarkBuildProtected(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		st, o := hostWithInstances(n)
+		web := model.HostSecurityGroup{SecurityGroup: model.SecurityGroup{ID: 7, Name: "web", Rules: []model.SecurityGroupRule{
+			{ID: 1, Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: p("203.0.113.0/24")},
+			{ID: 2, Protocol: "tcp", FromPort: 80, ToPort: 80, SourceGroupID: 7},
+			{ID: 3, Protocol: "icmp", FromPort: -1, ToPort: -1, SourceGroupID: 7},
+		}}}
+		for i := range st.Networks[0].Instances {
+			st.Networks[0].Instances[i].SecurityGroups = []int64{7}
+			web.Members = append(web.Members, st.Networks[0].Instances[i].Address)
+		}
+		st.SecurityGroups = []model.HostSecurityGroup{web}
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Build(st, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

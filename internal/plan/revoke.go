@@ -35,15 +35,38 @@ func Revocations(old, new Firewall) []Revocation {
 	if len(oldInst) == 0 {
 		return nil
 	}
-	oldSets, newSets := setMembers(old), setMembers(new)
+	// Members that left each set, found once per set (per instance it
+	// was N instances times N members).
+	left := map[string][]netip.Addr{}
+	newSets := setMembers(new)
+	for _, set := range old.Sets {
+		for _, m := range set.Members {
+			if !newSets[set.Name][m] {
+				left[set.Name] = append(left[set.Name], m)
+			}
+		}
+	}
 	var out []Revocation
+	revokedFrom := map[string]bool{} // sets whose leavers are revoked already
 	for addr, oldRules := range oldInst {
 		newRules, ok := newInst[addr]
 		if !ok {
 			out = append(out, Revocation{Dst: addr}, Revocation{Src: addr})
 			continue
 		}
-		if slices.EqualFunc(oldRules, newRules, equalRule) && !setsShrank(newRules, oldSets, newSets) {
+		for _, r := range newRules {
+			// A member that left is revoked once by its address, for every
+			// destination: per instance and rule it would be one conntrack
+			// run each, N of them for one deleted member of a group N
+			// instances use.
+			if r.SourceSet != "" && r.Target.Verdict == Accept && !revokedFrom[r.SourceSet] {
+				revokedFrom[r.SourceSet] = true
+				for _, m := range left[r.SourceSet] {
+					out = append(out, Revocation{Src: m})
+				}
+			}
+		}
+		if slices.EqualFunc(oldRules, newRules, equalRule) {
 			continue // the common case: this instance's rules did not change
 		}
 		kept := make(map[string]bool, len(newRules))
@@ -55,19 +78,6 @@ func Revocations(old, new Firewall) []Revocation {
 				continue
 			}
 			out = append(out, revocationOf(r, addr, netip.Addr{}))
-		}
-		for _, r := range newRules {
-			if r.SourceSet == "" || r.Target.Verdict != Accept {
-				continue
-			}
-			// One revocation per member that left, for every destination:
-			// per instance and rule it would be one conntrack run each, N
-			// of them for one deleted member of a group N instances use.
-			for m := range oldSets[r.SourceSet] {
-				if !newSets[r.SourceSet][m] {
-					out = append(out, Revocation{Src: m})
-				}
-			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Revocation) int {
@@ -98,13 +108,17 @@ func instanceRules(fw Firewall) map[netip.Addr][]Rule {
 	if local == nil {
 		return nil
 	}
+	chains := make(map[string][]Rule, len(filter.Chains))
+	for _, c := range filter.Chains {
+		chains[c.Name] = c.Rules
+	}
 	out := make(map[netip.Addr][]Rule, len(local.Rules))
 	for _, j := range local.Rules {
 		if j.Target.Verdict != Goto || !j.Destination.IsValid() || !j.Destination.IsSingleIP() {
 			continue
 		}
-		if c := filter.Chain(j.Target.Chain); c != nil {
-			out[j.Destination.Addr()] = c.Rules
+		if rules, ok := chains[j.Target.Chain]; ok {
+			out[j.Destination.Addr()] = rules
 		}
 	}
 	return out
@@ -120,20 +134,6 @@ func setMembers(fw Firewall) map[string]map[netip.Addr]bool {
 		out[s.Name] = m
 	}
 	return out
-}
-
-func setsShrank(rules []Rule, oldSets, newSets map[string]map[netip.Addr]bool) bool {
-	for _, r := range rules {
-		if r.SourceSet == "" {
-			continue
-		}
-		for m := range oldSets[r.SourceSet] {
-			if !newSets[r.SourceSet][m] {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // equalRule compares rules by value (the ICMP fields are pointers).
