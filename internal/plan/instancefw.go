@@ -63,6 +63,14 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 	}
 	usedSets := map[int64]bool{}
 	seenChain := map[string]bool{}
+	total := 0
+	for _, hn := range nets {
+		total += len(hn.Instances)
+	}
+	out.local = make([]Rule, 0, total)
+	out.chains = make([]Chain, 0, total+2)
+	// Each group's rules are rendered once, not once per member.
+	rendered := map[int64][]groupRendered{}
 	for _, hn := range nets {
 		for _, in := range hn.Instances {
 			if in.VIFID <= 0 {
@@ -75,11 +83,11 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 			}
 			seenChain[name] = true
 			out.local = append(out.local, Rule{Destination: hostPrefix(in.Address), Target: jumpTo(name)})
-			rules := []Rule{
-				{State: []string{"INVALID"}, Target: Target{Verdict: Drop}},
-				{State: []string{"RELATED", "ESTABLISHED"}, Target: accept()},
-				{Target: jumpTo(providerChain)},
-			}
+			rules := make([]Rule, 0, 7+len(in.SecurityGroups)*4)
+			rules = append(rules,
+				Rule{State: stateInvalid, Target: Target{Verdict: Drop}},
+				Rule{State: stateEstablished, Target: accept()},
+				Rule{Target: jumpTo(providerChain)})
 			if hn.DHCPServer.IsValid() {
 				rules = append(rules, Rule{Source: hostPrefix(hn.DHCPServer), Protocol: "udp",
 					SrcPorts: PortRange{From: 67}, DstPorts: PortRange{From: 68}, Target: accept()})
@@ -94,19 +102,26 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 					out.warn = append(out.warn, fmt.Sprintf("instance %s is in security group %d, which the host state does not carry; its rules are not applied", in.UUID, gid))
 					continue
 				}
-				for _, sr := range g.Rules {
-					r, ok := groupRule(sr)
-					if !ok {
-						out.warn = append(out.warn, fmt.Sprintf("security group %d rule %d (%s %d..%d) cannot be rendered; skipped", g.ID, sr.ID, sr.Protocol, sr.FromPort, sr.ToPort))
-						continue
+				grs, ok := rendered[gid]
+				if !ok {
+					for _, sr := range g.Rules {
+						r, ok := groupRule(sr)
+						if !ok {
+							out.warn = append(out.warn, fmt.Sprintf("security group %d rule %d (%s %d..%d) cannot be rendered; skipped", g.ID, sr.ID, sr.Protocol, sr.FromPort, sr.ToPort))
+							continue
+						}
+						if sr.SourceGroupID != 0 {
+							usedSets[sr.SourceGroupID] = true
+						}
+						grs = append(grs, groupRendered{keyOf(sr), r})
 					}
-					if sr.SourceGroupID != 0 {
-						usedSets[sr.SourceGroupID] = true
-					}
+					rendered[gid] = grs
+				}
+				for _, gr := range grs {
 					// Two groups with the same rule give one rule.
-					if k := keyOf(sr); !seenRule[k] {
-						seenRule[k] = true
-						rules = append(rules, r)
+					if !seenRule[gr.key] {
+						seenRule[gr.key] = true
+						rules = append(rules, gr.rule)
 					}
 				}
 			}
@@ -129,11 +144,12 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 		s := AddrSet{Name: GroupSetName(id), Members: []netip.Addr{}}
 		if g := byID[id]; g != nil {
 			for _, m := range g.Members {
-				if m.Is4() && !slices.Contains(s.Members, m) {
+				if m.Is4() {
 					s.Members = append(s.Members, m)
 				}
 			}
 			slices.SortFunc(s.Members, netip.Addr.Compare)
+			s.Members = slices.Compact(s.Members)
 		}
 		out.sets = append(out.sets, s)
 	}
@@ -174,6 +190,17 @@ func groupRule(sr model.SecurityGroupRule) (Rule, bool) {
 		r.Source = sr.CIDR.Masked()
 	}
 	return r, true
+}
+
+// The conntrack states of every instance chain, shared (read only).
+var (
+	stateInvalid     = []string{"INVALID"}
+	stateEstablished = []string{"RELATED", "ESTABLISHED"}
+)
+
+type groupRendered struct {
+	key  ruleKey
+	rule Rule
 }
 
 // ruleKey is what makes two group rules the same rule in a chain.
