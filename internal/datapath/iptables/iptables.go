@@ -129,10 +129,22 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	}
 
 	wantChains := map[string][]string{}
+	// The planner shares one rule slice among like instance chains:
+	// render each shared slice once (read only from here on).
+	rendered := map[*plan.Rule][]string{}
 	for _, c := range want.Chains {
+		if len(c.Rules) > 0 {
+			if specs, ok := rendered[&c.Rules[0]]; ok && len(specs) == len(c.Rules) {
+				wantChains[c.Name] = specs
+				continue
+			}
+		}
 		specs := make([]string, len(c.Rules))
 		for i, r := range c.Rules {
 			specs[i] = r.Spec()
+		}
+		if len(c.Rules) > 0 {
+			rendered[&c.Rules[0]] = specs
 		}
 		wantChains[c.Name] = specs
 	}
