@@ -20,3 +20,4 @@ go test -run XXX -bench 'ScriptEvent' -benchtime 300x ./internal/dhcpbridge
 go test -run XXX -bench 'BootStorm' -benchtime 3x ./internal/lab
 sh bench/agent-memory.sh
 sh bench/serve-memory.sh
+sh bench/boot-replicas.sh

@@ -9,7 +9,8 @@ fi
 apt-get install -y -qq --no-install-recommends \
   iproute2 procps iptables nftables ebtables ipset conntrack \
   dnsmasq-base dnsmasq-utils busybox isc-dhcp-client \
-  tcpdump iputils-ping postgresql ca-certificates >/dev/null
+  tcpdump iputils-ping postgresql ca-certificates \
+  systemd python3-openstackclient >/dev/null
 # Go: the build machines come with it at /usr/local/go. Elsewhere, fetch
 # the version go.mod names from go.dev and check it against its published
 # SHA-256 (Debian 12's golang package is far too old for this module).

@@ -61,6 +61,7 @@ type Config struct {
 	// unreachable can still answer dnsmasq's init and repair drift.
 	StateFile string
 	Logger    *slog.Logger
+	Metrics   *Metrics // optional (metrics.go)
 }
 
 // Agent reconciles one host.
@@ -213,6 +214,7 @@ func (a *Agent) waitApplied(ctx context.Context, rev int64) {
 // and applies it. Errors are logged once here and reported to the API.
 func (a *Agent) Sync(ctx context.Context, full bool) error {
 	start := time.Now()
+	defer a.cfg.Metrics.ObserveSync(full, start)
 	st, err := a.api.HostState(ctx, a.cfg.Host)
 	fresh := err == nil
 	if err != nil {

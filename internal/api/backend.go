@@ -72,6 +72,14 @@ type Backend interface {
 	WaitHost(ctx context.Context, host string, after int64) (int64, error)
 	ReportApplied(ctx context.Context, host string, revision int64, problem string) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
+	// ReportAgentVersion records the novanet version host's agent runs.
+	ReportAgentVersion(ctx context.Context, host, version string) error
+	// ListFixedIPs lists fixed addresses (admin; networkRef "" = all).
+	ListFixedIPs(ctx context.Context, networkRef string, all, leasedOnly bool) ([]model.FixedIPRow, error)
+	// AddressUsage counts addresses per network and floating pool.
+	AddressUsage(ctx context.Context) ([]model.AddressUsage, error)
+	// ListHosts lists every host with its roles and last report (admin).
+	ListHosts(ctx context.Context) ([]model.HostReport, error)
 	// Leases returns what dnsmasq on host should believe it leased for the
 	// network with this bridge (for `dhcpbridge init`).
 	Leases(ctx context.Context, host, bridge string) ([]model.Lease, error)

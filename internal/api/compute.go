@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,26 @@ func networkView(n model.Network) map[string]any {
 		"enable_dhcp": n.Kind != model.KindFlat, "share_address": false,
 		"kind": string(n.Kind), "numeric_id": n.ID,
 	}
+}
+
+// networkUserFields are the os-networks fields nova showed a project
+// (network_dict's fields); the rest (host, bridge, vlan, dhcp_start,
+// project_id, multi_host, ...) describe the datapath and are admin-only.
+var networkUserFields = []string{"id", "cidr", "netmask", "gateway", "broadcast", "dns1", "dns2",
+	"cidr_v6", "gateway_v6", "label", "netmask_v6", "dns_1", "dns_2"}
+
+// networkViewFor is networkView with the admin-only fields dropped for a
+// project's token.
+func networkViewFor(p Principal, n model.Network) map[string]any {
+	v := networkView(n)
+	if p.Role == RoleAdmin {
+		return v
+	}
+	out := make(map[string]any, len(networkUserFields))
+	for _, k := range networkUserFields {
+		out[k] = v[k]
+	}
+	return out
 }
 
 func tenantNetworkView(n model.Network) map[string]any {
@@ -154,7 +175,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%q is not an integer", s)
+		// A type error gets the field's name added by the decoder.
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("value %q", s), Type: reflect.TypeFor[int64]()}
 	}
 	*f = flexInt{set: true, v: v}
 	return nil
@@ -164,13 +186,7 @@ func invalid(format string, args ...any) error {
 	return model.Errorf(model.ErrInvalid, format, args...)
 }
 
-func parseAddr(s, what string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, invalid("%s %q is not an IPv4 address", what, s)
-	}
-	return a, nil
-}
+func parseAddr(s, what string) (netip.Addr, error) { return model.ParseAddr4(what, s) }
 
 func parseID(s, what string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
@@ -186,15 +202,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"versions": []map[string]any{
-			{"id": "v2.1", "status": "CURRENT", "links": []any{}},
-			{"id": "v1", "status": "CURRENT", "links": []any{}},
-		}})
-	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, s.log, r, model.Errorf(model.ErrNotFound, "no such endpoint %s %s; see docs for the /v2.1 and /v1 paths", r.Method, r.URL.Path))
-	})
+	s.versionRoutes()
+	s.identityRoutes()
+	s.metricsRoutes()
+	s.mux.HandleFunc("/", s.noRoute)
 	c := "/v2.1"
 	s.handle("GET "+c+"/os-networks", anyUser, s.listNetworks)
 	s.handle("POST "+c+"/os-networks", adminOnly, s.createNetwork)
@@ -243,7 +254,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]any, 0, len(nets))
 	for _, n := range nets {
-		out = append(out, networkView(n))
+		out = append(out, networkViewFor(principal(r), n))
 	}
 	writeJSON(w, 200, map[string]any{"networks": out})
 	return nil
@@ -254,7 +265,7 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, map[string]any{"network": networkView(n)})
+	writeJSON(w, 200, map[string]any{"network": networkViewFor(principal(r), n)})
 	return nil
 }
 
@@ -316,9 +327,6 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if req.VLAN == 0 {
 		req.VLAN = int(n.VLANStart.v)
 	}
-	if err := checkCreate(req); err != nil {
-		return err
-	}
 	nets, err := s.b.CreateNetworks(r.Context(), req)
 	if err != nil {
 		return err
@@ -327,45 +335,6 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("create network %q: backend created no network", req.Label)
 	}
 	writeJSON(w, 200, map[string]any{"network": networkView(nets[0])})
-	return nil
-}
-
-// checkCreate rejects what is malformed in itself; overlaps, sizes against
-// the range and the like are the manager's to judge.
-func checkCreate(req model.NetworkCreateRequest) error {
-	if req.Kind != "" && !req.Kind.Valid() {
-		return invalid("kind %q is unknown; use flat, flatdhcp or vlan", req.Kind)
-	}
-	if req.NumNetworks < 0 || req.NetworkSize < 0 || req.MTU < 0 || req.VLAN < 0 {
-		return invalid("num_networks, network_size, mtu and vlan must not be negative")
-	}
-	if len(req.Bridge) > 15 {
-		return invalid("bridge name %q is longer than 15 bytes (the kernel's limit); choose a shorter name such as br100", req.Bridge)
-	}
-	for _, n := range []struct{ what, v string }{{"bridge", req.Bridge}, {"bridge_interface", req.BridgeInterface}} {
-		if n.v == "." || n.v == ".." || strings.ContainsAny(n.v, "/: \t\n") {
-			return invalid("%s name %q is not a valid interface name (no '/', ':' or spaces, not . or ..)", n.what, n.v)
-		}
-	}
-	if len(req.BridgeInterface) > 15 {
-		return invalid("bridge_interface %q is longer than 15 bytes (the kernel's limit)", req.BridgeInterface)
-	}
-	if p, err := netip.ParsePrefix(strings.TrimSpace(req.FixedRangeV4)); err != nil || !p.Addr().Is4() {
-		return invalid("fixed range %q is not an IPv4 CIDR such as 10.0.0.0/24", req.FixedRangeV4)
-	}
-	for _, a := range []struct{ what, v string }{{"dns1", req.DNS1}, {"dns2", req.DNS2}, {"gateway", req.Gateway}, {"dhcp_start", req.DHCPStart}} {
-		if a.v != "" {
-			if _, err := parseAddr(a.v, a.what); err != nil {
-				return err
-			}
-		}
-	}
-	if req.VLAN > 4094 {
-		return invalid("vlan %d is outside 1-4094", req.VLAN)
-	}
-	if req.MTU != 0 && (req.MTU < 576 || req.MTU > 65535) {
-		return invalid("mtu %d is outside 576-65535", req.MTU)
-	}
 	return nil
 }
 
@@ -942,6 +911,9 @@ func strictInto(raw json.RawMessage, v any, what string) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return invalid("malformed %s: %s", what, jsonProblem(err))
+	}
+	if err := checkNoNUL(v); err != nil {
+		return invalid("%s: %v", what, err)
 	}
 	return nil
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"novanet/internal/model"
 )
@@ -26,26 +23,22 @@ func (s *Server) nativeRoutes() {
 	s.handle("POST /v1/hosts/{host}/applied", hostAgent, s.applied)
 	s.handle("GET /v1/hosts/{host}/leases", hostAgent, s.leases)
 	s.handle("POST /v1/leases", leaseAgent, s.recordLease)
+	s.handle("GET /v1/hosts", adminOnly, s.listHosts)
+	s.viewRoutes()
 }
 
 func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {
-	var req model.BootRequest
-	if err := decode(w, r, &req, true); err != nil {
+	var body struct {
+		model.BootRequest
+		FixedAddress addrField `json:"fixed_address"` // named in its error
+	}
+	if err := decode(w, r, &body, true); err != nil {
 		return err
 	}
-	if req.UUID != "" {
-		if _, err := uuid.Parse(req.UUID); err != nil {
-			return invalid("instance uuid %q is not a UUID; leave it empty to have one generated", req.UUID)
-		}
-	}
-	if req.Host == "" {
-		return invalid(`"host" is required: the compute host the instance runs on`)
-	}
-	if len(req.Hostname) > 63 {
-		return invalid("hostname %q is longer than 63 characters", req.Hostname)
-	}
-	if req.FixedAddress.IsValid() && !req.FixedAddress.Is4() {
-		return invalid("fixed_address %s is not IPv4", req.FixedAddress)
+	req := body.BootRequest
+	var err error
+	if req.FixedAddress, err = body.FixedAddress.addr("fixed_address"); err != nil {
+		return err
 	}
 	p := principal(r)
 	if p.Role != RoleAdmin && req.ProjectID != "" && req.ProjectID != p.ProjectID {
@@ -109,6 +102,9 @@ func (s *Server) v1ListNetworks(w http.ResponseWriter, r *http.Request) error {
 	if nets == nil {
 		nets = []model.Network{}
 	}
+	for i := range nets {
+		nets[i] = projectNetwork(principal(r), nets[i])
+	}
 	writeJSON(w, 200, nets)
 	return nil
 }
@@ -118,8 +114,19 @@ func (s *Server) v1GetNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, n)
+	writeJSON(w, 200, projectNetwork(principal(r), n))
 	return nil
+}
+
+// projectNetwork clears, for a project's token, the fields os-networks
+// shows only to admins (networkUserFields): which host serves the
+// network, its bridge, vlan and DHCP range are the datapath's business.
+func projectNetwork(p Principal, n model.Network) model.Network {
+	if p.Role == RoleAdmin {
+		return n
+	}
+	return model.Network{ID: n.ID, UUID: n.UUID, Label: n.Label, Kind: n.Kind, CIDR: n.CIDR,
+		Gateway: n.Gateway, Broadcast: n.Broadcast, DNS1: n.DNS1, DNS2: n.DNS2, CreatedAt: n.CreatedAt}
 }
 
 func (s *Server) deleteNetworkRef(w http.ResponseWriter, r *http.Request) error {
@@ -133,12 +140,6 @@ func (s *Server) deleteNetworkRef(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) v1CreateNetworks(w http.ResponseWriter, r *http.Request) error {
 	var req model.NetworkCreateRequest
 	if err := decode(w, r, &req, true); err != nil {
-		return err
-	}
-	if req.FixedRangeV4 == "" {
-		return invalid(`"fixed_range_v4" is required (an IPv4 CIDR such as 10.0.0.0/24)`)
-	}
-	if err := checkCreate(req); err != nil {
 		return err
 	}
 	nets, err := s.b.CreateNetworks(r.Context(), req)
@@ -199,6 +200,7 @@ func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Revision int64  `json:"revision"`
 		Problem  string `json:"problem"`
+		Version  string `json:"version"` // the agent's novanet version
 	}
 	if err := decode(w, r, &body, true); err != nil {
 		return err
@@ -208,6 +210,11 @@ func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.b.ReportApplied(r.Context(), r.PathValue("host"), body.Revision, body.Problem); err != nil {
 		return err
+	}
+	if body.Version != "" {
+		if err := s.b.ReportAgentVersion(r.Context(), r.PathValue("host"), body.Version); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -230,46 +237,27 @@ func (s *Server) leases(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) recordLease(w http.ResponseWriter, r *http.Request) error {
-	var ev model.LeaseEvent
-	if err := decode(w, r, &ev, true); err != nil {
+	var body struct {
+		model.LeaseEvent
+		Address addrField `json:"address"` // named in its error
+	}
+	if err := decode(w, r, &body, true); err != nil {
 		return err
 	}
+	ev := body.LeaseEvent
+	var err error
+	if ev.Address, err = body.Address.addr("address"); err != nil {
+		return err
+	}
+	// The agent's token names its host; the manager then checks that
+	// this host serves the address.
 	p := principal(r)
 	if p.Role == RoleAgent && ev.Host != p.Host {
 		return model.Errorf(model.ErrForbidden, "the agent of host %q cannot record leases for host %q", p.Host, ev.Host)
 	}
-	switch ev.Action {
-	case model.LeaseAdd, model.LeaseOld, model.LeaseDel:
-	default:
-		return invalid("lease action %q is unknown; use add, old or del", ev.Action)
-	}
-	if !ev.Address.Is4() {
-		return invalid("lease address must be an IPv4 address")
-	}
-	if _, err := parseMAC(ev.MAC); err != nil {
-		return err
-	}
-	if ev.Host == "" {
-		return invalid(`"host" is required: the agent's host that saw the lease`)
-	}
-	ev.MAC = strings.ToLower(ev.MAC)
 	if err := s.b.RecordLease(r.Context(), ev); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-func parseMAC(s string) (string, error) {
-	parts := strings.Split(s, ":")
-	ok := len(parts) == 6
-	for _, p := range parts {
-		if len(p) != 2 || strings.Trim(strings.ToLower(p), "0123456789abcdef") != "" {
-			ok = false
-		}
-	}
-	if !ok {
-		return "", invalid("MAC address %q is malformed; use six colon-separated hex pairs like fa:16:3e:00:00:01", s)
-	}
-	return strings.ToLower(s), nil
 }

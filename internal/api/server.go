@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxWatch caps a watch long poll (default 60 s).
 	MaxWatch time.Duration
+	// Metrics served on /metrics (default: a registry of the server's own).
+	Metrics *Metrics
 }
 
 // Server is the HTTP API over a Backend.
@@ -40,11 +42,16 @@ type Server struct {
 	log      *slog.Logger
 	maxWatch time.Duration
 	mux      *http.ServeMux
+	metrics  *Metrics
 }
 
 // New builds the API server.
 func New(b Backend, opts Options) *Server {
-	s := &Server{b: b, tokens: opts.Tokens, log: opts.Logger, maxWatch: opts.MaxWatch}
+	s := &Server{b: b, tokens: opts.Tokens, log: opts.Logger, maxWatch: opts.MaxWatch, metrics: opts.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.b = meteredBackend{Backend: b, m: s.metrics}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -97,6 +104,10 @@ func (s *Server) handle(pattern string, a access, h handler) {
 			writeError(w, s.log, r, err)
 			return
 		}
+		if err := checkURLText(r); err != nil {
+			writeError(w, s.log, r, err)
+			return
+		}
 		if pid, _ := r.Context().Value(urlProjectKey{}).(string); pid != "" && p.Role == RoleProject && pid != p.ProjectID {
 			writeError(w, s.log, r, model.Errorf(model.ErrForbidden, "the URL names project %q but the token belongs to project %q", pid, p.ProjectID))
 			return
@@ -142,6 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), urlProjectKey{}, pid))
 	}
 	s.mux.ServeHTTP(rec, r)
+	s.metrics.observe(r, rec.status, time.Since(start))
 	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 		"bytes", rec.n, "duration", time.Since(start).Seconds(), "remote", r.RemoteAddr, "who", rec.who)
 }
@@ -166,8 +178,10 @@ func (s *Server) rewrite(r *http.Request) (project string) {
 		p = "/v2.1"
 	}
 	if rest, ok := strings.CutPrefix(p, "/v2.1/"); ok {
-		seg, tail, _ := strings.Cut(rest, "/")
-		if !computeResources[seg] {
+		// Only /v2.1/{project_id}/<resource>: a lone unknown segment
+		// (/v2.1/os-cells) is an unknown resource, not a project.
+		seg, tail, hasTail := strings.Cut(rest, "/")
+		if hasTail && !computeResources[seg] && !strings.HasPrefix(seg, "os-") {
 			project = seg
 			p = "/v2.1/" + tail
 		}
@@ -232,6 +246,10 @@ func statusOf(err error) (int, string, string) {
 	if errors.As(err, &tl) {
 		return 413, "overLimit", "invalid"
 	}
+	var mna *methodNotAllowed
+	if errors.As(err, &mna) {
+		return 405, "badMethod", "invalid"
+	}
 	return 500, "computeFault", ""
 }
 
@@ -247,10 +265,18 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			code, key, msg = 503, "serviceUnavailable", "the request was cancelled (server shutting down or client gone); retry"
 		} else {
-			msg = "internal error: " + msg + "; see the server log"
+			// The cause (often the database's own text) goes to the log
+			// only: it tells a client nothing it can act on.
+			msg = "internal error at " + time.Now().UTC().Format(time.RFC3339Nano) + ": see the server log for that time; retry later"
 		}
 	}
 	body := map[string]any{key: map[string]any{"code": code, "message": msg, "kind": kind}}
+	if strings.Contains(r.UserAgent(), "keystoneauth1") {
+		// keystoneauth (the openstack CLI, openstacksdk) reads only
+		// "error": without it they print "Unrecognized schema" instead of
+		// the message. novaclient reads either key.
+		body["error"] = map[string]any{"code": code, "message": msg, "title": http.StatusText(code)}
+	}
 	if code == 401 {
 		w.Header().Set("WWW-Authenticate", `Keystone uri="none"`)
 	}
@@ -287,6 +313,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errEmptyBody
 	}
+	if err := checkBodyText(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {
 		dec.DisallowUnknownFields()
@@ -297,7 +326,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
 	if dec.More() {
 		return model.Errorf(model.ErrInvalid, "malformed request body: trailing data after the JSON value")
 	}
-	return nil
+	return checkNoNUL(v)
 }
 
 func jsonProblem(err error) string {

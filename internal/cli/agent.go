@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,12 +21,14 @@ import (
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/plan"
+	"novanet/internal/version"
 )
 
 func init() { Register(agentCmd) }
 
 func agentCmd() *cobra.Command {
 	var once, verbose bool
+	var logFormat, logLevel string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "reconcile this host's bridge, dnsmasq and iptables with the API's desired state",
@@ -39,7 +40,7 @@ unreachable and repairs drift every resync_interval. dnsmasq calls back
 through the unix socket agent_socket (novanet-dhcpbridge).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(cmd, nil)
+			cfg, err := LoadConfig(cmd, logOverrides(nil, logFormat, logLevel))
 			if err != nil {
 				return err
 			}
@@ -49,7 +50,8 @@ through the unix socket agent_socket (novanet-dhcpbridge).`,
 		},
 	}
 	cmd.Flags().BoolVar(&once, "once", false, "sync once (full) and exit; non-zero exit if anything failed")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync (--log-level debug)")
+	addLogFlags(cmd, &logFormat, &logLevel)
 	return cmd
 }
 
@@ -111,11 +113,14 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if cfg.APIURL == "" || cfg.AuthToken == "" {
 		return usagef("the agent needs api_url and auth_token (an \"agent %s\" token) in [novanet]", cfg.Host)
 	}
-	level := slog.LevelInfo
+	level := cfg.LogLevel
 	if verbose {
-		level = slog.LevelDebug
+		level = "debug"
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(os.Stderr, cfg.LogFormat, level)
+	if err != nil {
+		return err
+	}
 
 	script, err := dhcpScriptPath(cfg)
 	if err != nil {
@@ -131,16 +136,26 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if err != nil {
 		return err
 	}
-	fw := agent.NewInstanceFirewall(iptables.New(), ipset.New(), l2guard.New(), log)
+	rules := iptables.New()
+	fw := agent.NewInstanceFirewall(rules, ipset.New(), l2guard.New(), log)
 	dhcp := dnsmasq.New(log, cfg.NetworksPath)
 	api := client.New(cfg.APIURL, cfg.AuthToken)
+	metrics := agent.NewMetrics()
+	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
+		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
+		FirewallRestores: func() int { return rules.Restores },
+	})
+	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
+		return err
+	}
 	a := agent.New(agent.Config{
 		Host:           cfg.Host,
 		Plan:           agentPlanOptions(cfg, script),
 		ResyncInterval: cfg.ResyncInterval,
 		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
 		Logger:         log,
-	}, api, links, fw, dhcp)
+		Metrics:        metrics,
+	}, mAPI, mLinks, mFW, mDHCP)
 
 	if once {
 		return a.Sync(ctx, true)
@@ -162,7 +177,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		}
 	}()
 	go dhcp.Watch(ctx, time.Second, func() { a.Trigger(true) })
-	log.Info("agent started", "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
+	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)
 	select {
 	case err := <-errc:

@@ -7,20 +7,19 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"novanet/internal/client"
 	"novanet/internal/config"
+	"novanet/internal/version"
 )
 
 var (
@@ -50,6 +49,7 @@ type globals struct {
 	osURL       string
 	osToken     string
 	output      string
+	columns     []string
 	stdout      io.Writer
 	stderr      io.Writer
 }
@@ -100,13 +100,18 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	// A bad -o is a usage error before anything is asked of the server.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { _, err := g.format(); return err }
 	pf := root.PersistentFlags()
 	pf.StringArrayVar(&g.configFiles, "config-file", nil, "nova.conf-style file (repeatable; later files win)")
 	pf.StringVar(&g.osURL, "os-url", "", "API endpoint (default $NOVANET_URL, then api_url from the config file)")
 	pf.StringVar(&g.osToken, "os-token", "", "API token (default $NOVANET_TOKEN, then auth_token from the config file)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or value")
+	pf.StringSliceVarP(&g.columns, "column", "c", nil, "columns (table, value) or fields to show (repeatable or comma-separated)")
 
-	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g))
+	root.Version = version.String()
+	root.SetVersionTemplate(version.Get().Text())
+	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g), versionCmd(g), hostCmd(g), leaseCmd(g))
 	regMu.Lock()
 	for _, f := range registered {
 		root.AddCommand(f())
@@ -118,13 +123,37 @@ func newRoot(g *globals) *cobra.Command {
 	return root
 }
 
-// wrapArgs turns cobra's argument-count errors into usage errors.
+// wrapArgs turns cobra's argument-count errors into usage errors that
+// name the missing arguments, and makes a command group (network,
+// instance, ...) refuse an unknown or missing subcommand with exit 2 and
+// the nearest names instead of printing help and exiting 0.
 func wrapArgs(c *cobra.Command) {
-	if c.Args != nil {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.SuggestionsMinimumDistance = 2 // cobra sets it only on the root
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			if len(args) == 0 {
+				return usagef("%s needs a subcommand: %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if sugg := cmd.SuggestionsFor(args[0]); len(sugg) > 0 {
+				msg += "; did you mean " + strings.Join(sugg, " or ") + "?"
+			} else {
+				msg += "; its subcommands are " + strings.Join(names, ", ")
+			}
+			return usagef("%s", msg)
+		}
+	} else if c.Args != nil {
 		orig := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := orig(cmd, args); err != nil {
-				return usageError{err}
+				return usageError{argsProblem(cmd, args, err)}
 			}
 			return nil
 		}
@@ -132,6 +161,28 @@ func wrapArgs(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		wrapArgs(sub)
 	}
+}
+
+// argsProblem names the missing arguments from the command's Use line
+// ("show <instance>"), or says which are too many.
+func argsProblem(cmd *cobra.Command, args []string, err error) error {
+	words := strings.Fields(cmd.Use)[1:]
+	var required []string
+	for _, w := range words {
+		if !strings.HasPrefix(w, "[") && w != "--" && !strings.HasSuffix(w, "...") {
+			required = append(required, w)
+		}
+	}
+	usage := cmd.CommandPath() + " " + strings.Join(words, " ")
+	switch {
+	case len(args) < len(required):
+		return fmt.Errorf("missing %s; usage: %s", strings.Join(required[len(args):], " "), usage)
+	case len(words) == 0 && len(args) > 0:
+		return fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))
+	case len(args) > len(words):
+		return fmt.Errorf("too many arguments (%q); usage: %s", strings.Join(args[len(words):], " "), usage)
+	}
+	return fmt.Errorf("%v; usage: %s", err, usage)
 }
 
 // underscores lets nova-manage's --fixed_range_v4 and --fixed-range-v4
@@ -186,51 +237,11 @@ func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
 	if url == "" {
 		url = "http://127.0.0.1:8774"
 	}
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return nil, usagef("API URL %q has no http:// or https:// scheme; add it (http://%s)", url, strings.TrimPrefix(url, "//"))
+	}
 	if token == "" {
 		return nil, usagef("no API token: pass --os-token, set NOVANET_TOKEN, or set auth_token in [novanet] of --config-file")
 	}
 	return client.New(url, token), nil
-}
-
-func (g *globals) json() (bool, error) {
-	switch g.output {
-	case "table", "":
-		return false, nil
-	case "json":
-		return true, nil
-	}
-	return false, usagef("--output %q is unknown; use table or json", g.output)
-}
-
-// print writes v as JSON with -o json, else the table rows.
-func (g *globals) print(v any, header []string, rows [][]string) error {
-	asJSON, err := g.json()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
-}
-
-// done prints a confirmation line (or {} in JSON mode).
-func (g *globals) done(format string, args ...any) error {
-	asJSON, err := g.json()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		fmt.Fprintln(g.stdout, "{}")
-		return nil
-	}
-	fmt.Fprintf(g.stdout, format+"\n", args...)
-	return nil
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"novanet/internal/client"
 	"novanet/internal/model"
 )
 
@@ -125,7 +128,7 @@ func networkCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printNetworks(g, []model.Network{n})
+			return printNetworksAs(g, n, []model.Network{n})
 		},
 	}
 	del := &cobra.Command{
@@ -141,17 +144,23 @@ func networkCmd(g *globals) *cobra.Command {
 			return g.done("deleted network %s", args[0])
 		},
 	}
+	show.ValidArgsFunction = g.complete(completeNetworks)
+	del.ValidArgsFunction = g.complete(completeNetworks)
 	cmd.AddCommand(create, list, show, del)
 	return cmd
 }
 
-func printNetworks(g *globals, nets []model.Network) error {
+func printNetworks(g *globals, nets []model.Network) error { return printNetworksAs(g, nets, nets) }
+
+// printNetworksAs prints nets as a table, or v (a list or one network) as
+// JSON.
+func printNetworksAs(g *globals, v any, nets []model.Network) error {
 	rows := make([][]string, 0, len(nets))
 	for _, n := range nets {
 		rows = append(rows, []string{strconv.FormatInt(n.ID, 10), n.Label, string(n.Kind), n.CIDR.String(),
 			addrStr(n.Gateway), addrStr(n.DHCPStart), n.Bridge, strconv.FormatBool(n.MultiHost), orDash(n.Host), orDash(n.ProjectID), n.UUID})
 	}
-	return g.print(nets, []string{"ID", "LABEL", "KIND", "CIDR", "GATEWAY", "DHCP_START", "BRIDGE", "MULTI_HOST", "HOST", "PROJECT", "UUID"}, rows)
+	return g.print(v, []string{"ID", "LABEL", "KIND", "CIDR", "GATEWAY", "DHCP_START", "BRIDGE", "MULTI_HOST", "HOST", "PROJECT", "UUID"}, rows)
 }
 
 // ---- fixed-ip ----
@@ -207,6 +216,7 @@ func fixedIPCmd(g *globals) *cobra.Command {
 			},
 		}
 	}
+	cmd.AddCommand(fixedIPListCmd(g))
 	for _, c := range []*cobra.Command{show, mk("reserve", true), mk("unreserve", false)} {
 		c.Flags().SetNormalizeFunc(underscores)
 		c.Flags().StringVar(&address, "address", "", "the fixed address")
@@ -219,7 +229,7 @@ func fixedIPCmd(g *globals) *cobra.Command {
 
 func floatingIPCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "floating-ip", Short: "floating address ranges, allocation and association"}
-	var ipRange, pool, iface, fixed string
+	var ipRange, pool, iface, fixed, project string
 	var all bool
 
 	createRange := &cobra.Command{
@@ -297,23 +307,28 @@ func floatingIPCmd(g *globals) *cobra.Command {
 		},
 	}
 	allocate := &cobra.Command{
-		Use: "allocate", Short: "allocate a floating address to the project", Args: cobra.NoArgs,
+		Use: "allocate", Short: "allocate a floating address to the project (admins: --project_id for another)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			f, err := c.AllocateFloatingIP(cmd.Context(), pool)
+			var f model.FloatingIP
+			if project != "" {
+				f, err = c.AllocateFloatingIPFor(cmd.Context(), project, pool)
+			} else {
+				f, err = c.AllocateFloatingIP(cmd.Context(), pool)
+			}
 			if err != nil {
 				return err
 			}
-			return printFloating(g, []model.FloatingIP{f})
+			return printFloatingAs(g, f, []model.FloatingIP{f})
 		},
 	}
 	associate := &cobra.Command{
-		Use: "associate <floating> <instance-uuid>", Short: "NAT a floating address to an instance", Args: cobra.ExactArgs(2),
+		Use: "associate <floating> <instance>", Short: "NAT a floating address to an instance (uuid or hostname; nova's order <instance> <floating> works too)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fl, err := addr(args[0], "floating address")
+			fl, inst, err := floatingAndInstance(args)
 			if err != nil {
 				return err
 			}
@@ -327,16 +342,20 @@ func floatingIPCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.AssociateFloatingIP(cmd.Context(), fl, args[1], fx); err != nil {
+			uuid, err := resolveInstance(cmd.Context(), c, inst)
+			if err != nil {
 				return err
 			}
-			return g.done("associated %s with %s", fl, args[1])
+			if err := c.AssociateFloatingIP(cmd.Context(), fl, uuid, fx); err != nil {
+				return err
+			}
+			return g.done("associated %s with %s", fl, inst)
 		},
 	}
 	disassociate := &cobra.Command{
-		Use: "disassociate <floating> <instance-uuid>", Short: "remove a floating address's NAT", Args: cobra.ExactArgs(2),
+		Use: "disassociate <floating> <instance>", Short: "remove a floating address's NAT (either order, as associate)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fl, err := addr(args[0], "floating address")
+			fl, inst, err := floatingAndInstance(args)
 			if err != nil {
 				return err
 			}
@@ -344,10 +363,14 @@ func floatingIPCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.DisassociateFloatingIP(cmd.Context(), fl, args[1]); err != nil {
+			uuid, err := resolveInstance(cmd.Context(), c, inst)
+			if err != nil {
 				return err
 			}
-			return g.done("disassociated %s from %s", fl, args[1])
+			if err := c.DisassociateFloatingIP(cmd.Context(), fl, uuid); err != nil {
+				return err
+			}
+			return g.done("disassociated %s from %s", fl, inst)
 		},
 	}
 	release := &cobra.Command{
@@ -369,6 +392,14 @@ func floatingIPCmd(g *globals) *cobra.Command {
 	deleteRange.Flags().StringVar(&ipRange, "ip_range", "", "CIDR or single address")
 	list.Flags().BoolVar(&all, "all", false, "every floating address (admin)")
 	allocate.Flags().StringVar(&pool, "pool", "", "pool (default the server's default_floating_pool)")
+	allocate.Flags().StringVar(&project, "project_id", "", "allocate to this project (admin; its quota applies)")
+	release.ValidArgsFunction = g.complete(completeFloating)
+	associate.ValidArgsFunction = g.complete(func(ctx context.Context, c *client.Client) ([]string, error) {
+		fs, err := completeFloating(ctx, c)
+		is, err2 := completeInstances(ctx, c)
+		return append(fs, is...), errors.Join(err, err2)
+	})
+	disassociate.ValidArgsFunction = associate.ValidArgsFunction
 	associate.Flags().StringVar(&fixed, "fixed_address", "", "which fixed address of the instance (default its first)")
 	for _, c := range []*cobra.Command{createRange, deleteRange, list, pools, allocate, associate, disassociate, release} {
 		c.Flags().SetNormalizeFunc(underscores)
@@ -377,13 +408,15 @@ func floatingIPCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printFloating(g *globals, ips []model.FloatingIP) error {
+func printFloating(g *globals, ips []model.FloatingIP) error { return printFloatingAs(g, ips, ips) }
+
+func printFloatingAs(g *globals, v any, ips []model.FloatingIP) error {
 	rows := make([][]string, 0, len(ips))
 	for _, f := range ips {
 		rows = append(rows, []string{strconv.FormatInt(f.ID, 10), f.Address.String(), f.Pool, orDash(f.ProjectID),
 			addrStr(f.FixedAddress), orDash(f.InstanceUUID), orDash(f.Interface)})
 	}
-	return g.print(ips, []string{"ID", "ADDRESS", "POOL", "PROJECT", "FIXED", "INSTANCE", "INTERFACE"}, rows)
+	return g.print(v, []string{"ID", "ADDRESS", "POOL", "PROJECT", "FIXED", "INSTANCE", "INTERFACE"}, rows)
 }
 
 // ---- secgroup ----
@@ -393,7 +426,7 @@ func secgroupCmd(g *globals) *cobra.Command {
 	var all bool
 	var desc, proto, cidr string
 	var from, to int
-	var source int64
+	var source string
 	list := &cobra.Command{
 		Use: "list", Short: "list security groups", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -414,13 +447,13 @@ func secgroupCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().BoolVar(&all, "all", false, "every project's groups (admin)")
 	show := &cobra.Command{
-		Use: "show <id>", Short: "show a group and its rules", Args: cobra.ExactArgs(1),
+		Use: "show <group>", Short: "show a group (id or name) and its rules", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := id64(args[0], "security group")
+			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := g.client(cmd)
+			id, err := resolveGroup(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -448,13 +481,13 @@ func secgroupCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().StringVar(&desc, "description", "", "description")
 	del := &cobra.Command{
-		Use: "delete <id>", Short: "delete a security group", Args: cobra.ExactArgs(1),
+		Use: "delete <group>", Short: "delete a security group (id or name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := id64(args[0], "security group")
+			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := g.client(cmd)
+			id, err := resolveGroup(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -465,23 +498,29 @@ func secgroupCmd(g *globals) *cobra.Command {
 		},
 	}
 	ruleAdd := &cobra.Command{
-		Use: "rule-add <group-id>", Short: "admit traffic to a group's members", Args: cobra.ExactArgs(1),
+		Use: "rule-add <group>", Short: "admit traffic to a group's members (group by id or name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := id64(args[0], "security group")
+			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			rule := model.SecurityGroupRule{GroupID: id, Protocol: proto, FromPort: from, ToPort: to, SourceGroupID: source}
+			id, err := resolveGroup(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			var sourceID int64
+			if source != "" {
+				if sourceID, err = resolveGroup(cmd.Context(), c, source); err != nil {
+					return fmt.Errorf("--source_group: %w", err)
+				}
+			}
+			rule := model.SecurityGroupRule{GroupID: id, Protocol: proto, FromPort: from, ToPort: to, SourceGroupID: sourceID}
 			if cidr != "" {
 				p, err := netip.ParsePrefix(cidr)
 				if err != nil || !p.Addr().Is4() {
 					return fmt.Errorf("--cidr %q is not an IPv4 CIDR such as 192.0.2.0/24", cidr)
 				}
 				rule.CIDR = p
-			}
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
 			}
 			r, err := c.CreateSecurityGroupRule(cmd.Context(), rule)
 			if err != nil {
@@ -496,7 +535,7 @@ func secgroupCmd(g *globals) *cobra.Command {
 	rf.IntVar(&from, "from_port", -1, "first port (icmp: type)")
 	rf.IntVar(&to, "to_port", -1, "last port (icmp: code)")
 	rf.StringVar(&cidr, "cidr", "", "source CIDR (default 0.0.0.0/0)")
-	rf.Int64Var(&source, "source_group", 0, "source group id instead of a CIDR")
+	rf.StringVar(&source, "source_group", "", "source group (id or name) instead of a CIDR")
 	ruleDel := &cobra.Command{
 		Use: "rule-delete <rule-id>", Short: "delete a rule", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -513,6 +552,9 @@ func secgroupCmd(g *globals) *cobra.Command {
 			}
 			return g.done("deleted rule %d", id)
 		},
+	}
+	for _, c := range []*cobra.Command{show, del, ruleAdd} {
+		c.ValidArgsFunction = g.complete(completeGroups)
 	}
 	cmd.AddCommand(list, show, create, del, ruleAdd, ruleDel)
 	return cmd
@@ -593,32 +635,42 @@ func instanceCmd(g *globals) *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use: "show <uuid>", Short: "show an instance's networking", Args: cobra.ExactArgs(1),
+		Use: "show <instance>", Short: "show an instance's networking (uuid or hostname): per VIF its network, bridge, tap device and MAC", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			d, err := c.GetInstance(cmd.Context(), args[0])
+			uuid, err := resolveInstance(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
-			return printInstances(g, d, []model.InstanceDetail{d})
+			d, err := c.GetInstance(cmd.Context(), uuid)
+			if err != nil {
+				return err
+			}
+			return printInstanceVIFs(cmd.Context(), g, c, d)
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete <uuid>", Short: "release an instance's networking", Args: cobra.ExactArgs(1),
+		Use: "delete <instance>", Short: "release an instance's networking (uuid or hostname)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			if err := c.DeleteInstance(cmd.Context(), args[0]); err != nil {
+			uuid, err := resolveInstance(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteInstance(cmd.Context(), uuid); err != nil {
 				return err
 			}
 			return g.done("deleted instance %s", args[0])
 		},
 	}
+	show.ValidArgsFunction = g.complete(completeInstances)
+	del.ValidArgsFunction = g.complete(completeInstances)
 	cmd.AddCommand(boot, list, show, del)
 	return cmd
 }

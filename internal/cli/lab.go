@@ -142,6 +142,9 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if err != nil {
 				return err
 			}
+			if done, err := labStatusOutput(cmd, st); done {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if !st.Up {
 				fmt.Fprintf(out, "lab %s is down\n", name)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -19,12 +18,13 @@ import (
 	"novanet/internal/config"
 	"novanet/internal/manager"
 	"novanet/internal/store"
+	"novanet/internal/version"
 )
 
 func init() { Register(serveCmd) }
 
 func serveCmd() *cobra.Command {
-	var listen, database, tokensFile, addrFile string
+	var listen, database, tokensFile, addrFile, logFormat, logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the API server, network manager and periodic tasks",
@@ -36,7 +36,7 @@ func serveCmd() *cobra.Command {
 					ov[k] = []string{v}
 				}
 			}
-			cfg, err := LoadConfig(cmd, ov)
+			cfg, err := LoadConfig(cmd, logOverrides(ov, logFormat, logLevel))
 			if err != nil {
 				return err
 			}
@@ -49,6 +49,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&database, "database", "", "store URL (default [novanet] database)")
 	f.StringVar(&tokensFile, "tokens_file", "", "tokens file (default [novanet] tokens_file)")
 	f.StringVar(&addrFile, "address_file", "", "write the bound address here once listening (for port 0)")
+	addLogFlags(cmd, &logFormat, &logLevel)
 	return cmd
 }
 
@@ -65,7 +66,9 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	o.DefaultFloatingPool = cfg.DefaultFloatingPool
 	o.PublicInterface = cfg.PublicInterface
 	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
+	o.QuotaSecurityGroups, o.QuotaSecurityGroupRules = cfg.QuotaSecurityGroups, cfg.QuotaSecurityGroupRules
 	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
+	o.FlatNetworkBridge = cfg.FlatNetworkBridge
 	return o
 }
 
@@ -74,8 +77,12 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 // transient, and without a limit the runtime keeps their peak resident.
 const defaultMemoryLimit = 64 << 20
 
-func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "serve")
+func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error) {
+	base, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := base.With("component", "serve")
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
@@ -119,7 +126,9 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) error {
 			return fmt.Errorf("write address file: %w", err)
 		}
 	}
-	log.Info("listening", "address", ln.Addr().String(), "database", redact(cfg.Database))
+	log.Info("novanet serve started", "version", version.String(), "listen", []string{ln.Addr().String()},
+		"database_engine", databaseEngine(cfg.Database), "database", redact(cfg.Database))
+	defer func() { log.Info("novanet serve stopped", "err", err) }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"novanet/internal/model"
+	"novanet/internal/version"
 )
 
 // Client talks to one novanet server with one token. It is safe for
@@ -118,6 +119,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "novanet/"+version.String())
 	if c.token != "" {
 		req.Header.Set("X-Auth-Token", c.token)
 	}
@@ -187,8 +189,17 @@ func (c *Client) ReportApplied(ctx context.Context, host string, revision int64,
 	in := struct {
 		Revision int64  `json:"revision"`
 		Problem  string `json:"problem"`
-	}{revision, problem}
+		Version  string `json:"version"`
+	}{revision, problem, version.String()}
 	return c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(host)+"/applied", in, nil)
+}
+
+// ListHosts lists every host with its roles and its agent's last report
+// (admin).
+func (c *Client) ListHosts(ctx context.Context) ([]model.HostReport, error) {
+	var out []model.HostReport
+	err := c.do(ctx, http.MethodGet, "/v1/hosts", nil, &out)
+	return out, err
 }
 
 // RecordLease forwards one dnsmasq lease event.

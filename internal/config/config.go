@@ -51,6 +51,8 @@ type Config struct {
 	AutoAssignFloatingIP           bool           `opt:"auto_assign_floating_ip" default:"false"`
 	DefaultFloatingPool            string         `opt:"default_floating_pool" default:"nova"`
 	QuotaFloatingIPs               int            `opt:"quota_floating_ips" default:"10"`
+	QuotaSecurityGroups            int            `opt:"quota_security_groups" default:"10"`
+	QuotaSecurityGroupRules        int            `opt:"quota_security_group_rules" default:"20"`
 	SendARPForHA                   bool           `opt:"send_arp_for_ha" default:"false"`
 	SendARPForHACount              int            `opt:"send_arp_for_ha_count" default:"3"`
 	VLANStart                      int            `opt:"vlan_start" default:"100"`
@@ -67,6 +69,9 @@ type Config struct {
 	AuthToken      string        `opt:"auth_token,novanet"`
 	AgentSocket    string        `opt:"agent_socket,novanet" default:"/run/novanet/agent.sock"`
 	ResyncInterval time.Duration `opt:"resync_interval,novanet" default:"60s"`
+	MetricsListen  string        `opt:"metrics_listen,novanet"`            // agent's /metrics address; "" = none
+	LogFormat      string        `opt:"log_format,novanet" default:"text"` // text or json
+	LogLevel       string        `opt:"log_level,novanet" default:"info"`  // debug, info, warn, error
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -424,6 +429,19 @@ func (c *Config) validate() error {
 	}
 	if c.Host == "" {
 		errs = append(errs, "host is empty; set host in [DEFAULT]")
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Sprintf("metrics_listen %q is not host:port: %v", c.MetricsListen, err))
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Sprintf("log_format %q is unknown; use text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("log_level %q is unknown; use debug, info, warn or error", c.LogLevel))
 	}
 	if c.ResyncInterval > 0 && c.ResyncInterval < time.Second {
 		errs = append(errs, fmt.Sprintf("resync_interval %s is below 1s", c.ResyncInterval))

@@ -10,57 +10,19 @@ import (
 	"novanet/internal/store"
 )
 
-// parseFloatingRange returns the first and last address of a range given
-// as a CIDR (every host address; a /32 or /31 is every address) or a
-// single address.
-func parseFloatingRange(s string) (lo, hi netip.Addr, p netip.Prefix, err error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range is required: give a CIDR such as 203.0.113.0/28 or one address")
-	}
-	if !strings.Contains(s, "/") {
-		a, perr := netip.ParseAddr(s)
-		if perr != nil || !a.Is4() {
-			return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 address or CIDR", s)
-		}
-		return a, a, netip.PrefixFrom(a, 32), nil
-	}
-	p, perr := netip.ParsePrefix(s)
-	if perr != nil || !p.Addr().Is4() {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %q is not an IPv4 CIDR", s)
-	}
-	if p.Masked() != p {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s has host bits set: use %s", p, p.Masked())
-	}
-	if p.Bits() < 16 {
-		return lo, hi, p, model.Errorf(model.ErrInvalid, "ip_range %s is larger than a /16: create it in smaller pieces", p)
-	}
-	lo, hi = p.Addr(), broadcastOf(p)
-	if p.Bits() <= 30 {
-		lo, hi = lo.Next(), hi.Prev()
-	}
-	return lo, hi, p, nil
-}
-
 // CreateFloatingRange is nova-manage floating create.
 func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRangeRequest) ([]model.FloatingIP, error) {
-	lo, hi, p, err := parseFloatingRange(req.IPRange)
-	if err != nil {
+	if err := req.Check(); err != nil {
 		return nil, err
 	}
+	lo, hi, p, _ := model.ParseFloatingRange("ip_range", req.IPRange)
 	pool := strings.TrimSpace(req.Pool)
 	if pool == "" {
 		pool = m.opts.DefaultFloatingPool
 	}
-	if err := validGroupName(pool); err != nil || strings.ContainsAny(pool, " \t/") {
-		return nil, model.Errorf(model.ErrInvalid, "pool name %q is invalid: use letters, digits, '-' or '_'", pool)
-	}
 	iface := strings.TrimSpace(req.Interface)
 	if iface == "" {
 		iface = m.opts.PublicInterface
-	}
-	if err := validIfName("interface", iface); err != nil {
-		return nil, err
 	}
 	var addrs []netip.Addr
 	for a := lo; ; a = a.Next() {
@@ -70,7 +32,10 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 		}
 	}
 	var out []model.FloatingIP
-	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+	err := m.update(ctx, func(tx *store.Tx, c *change) error {
+		if err := tx.LockName(ctx, "address-space"); err != nil {
+			return err
+		}
 		nets, err := tx.ListNetworks(ctx)
 		if err != nil {
 			return err
@@ -100,12 +65,15 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 
 // DeleteFloatingRange removes a range none of which is allocated.
 func (m *Manager) DeleteFloatingRange(ctx context.Context, ipRange string) (int, error) {
-	lo, hi, _, err := parseFloatingRange(ipRange)
+	lo, hi, _, err := model.ParseFloatingRange("ip_range", ipRange)
 	if err != nil {
 		return 0, err
 	}
 	var n int
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		if err := tx.LockFloatingRange(ctx, lo, hi); err != nil {
+			return err
+		}
 		used, err := tx.CountFloatingInRange(ctx, lo, hi, "fl.project_id IS NOT NULL")
 		if err != nil {
 			return err
@@ -143,13 +111,22 @@ func (m *Manager) ListFloatingIPs(ctx context.Context, scope model.Scope, all bo
 	return out, err
 }
 
-func findFloating(ctx context.Context, tx *store.Tx, scope model.Scope, ref string) (store.Floating, error) {
+// findFloating resolves ref; lock takes the row's lock for a change.
+func findFloating(ctx context.Context, tx *store.Tx, scope model.Scope, ref string, lock bool) (store.Floating, error) {
 	var f store.Floating
 	var err error
 	if a, perr := netip.ParseAddr(strings.TrimSpace(ref)); perr == nil {
-		f, err = tx.FloatingByAddress(ctx, a)
+		if lock {
+			f, err = tx.LockFloatingByAddress(ctx, a)
+		} else {
+			f, err = tx.FloatingByAddress(ctx, a)
+		}
 	} else if id, perr := strconv.ParseInt(strings.TrimSpace(ref), 10, 64); perr == nil {
-		f, err = tx.FloatingByID(ctx, id)
+		if lock {
+			f, err = tx.LockFloatingByID(ctx, id)
+		} else {
+			f, err = tx.FloatingByID(ctx, id)
+		}
 	} else {
 		return f, model.Errorf(model.ErrInvalid, "floating ip %q is neither an id nor an address", ref)
 	}
@@ -167,7 +144,7 @@ func (m *Manager) GetFloatingIP(ctx context.Context, scope model.Scope, ref stri
 	var f store.Floating
 	err := m.view(ctx, func(tx *store.Tx) error {
 		var err error
-		f, err = findFloating(ctx, tx, scope, ref)
+		f, err = findFloating(ctx, tx, scope, ref, false)
 		return err
 	})
 	return f.FloatingIP, err
@@ -183,11 +160,14 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 	}
 	var f store.Floating
 	err := m.update(ctx, func(tx *store.Tx, c *change) error {
-		limit := m.opts.QuotaFloatingIPs
-		if l, ok, err := tx.QuotaLimit(ctx, scope.ProjectID, "floating_ips"); err != nil {
+		// Count and allocate under the project's lock: without it,
+		// concurrent allocations on PostgreSQL all count the same n.
+		if err := tx.LockName(ctx, "project:"+scope.ProjectID); err != nil {
 			return err
-		} else if ok {
-			limit = l
+		}
+		limit, err := quota(ctx, tx, scope.ProjectID, "floating_ips", m.opts.QuotaFloatingIPs)
+		if err != nil {
+			return err
 		}
 		if limit >= 0 {
 			n, err := tx.CountProjectFloating(ctx, scope.ProjectID)
@@ -198,9 +178,6 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 				return model.Errorf(model.ErrQuota, "project %s has %d floating ips, its quota is %d: release one first", scope.ProjectID, n, limit)
 			}
 		}
-		// Rows lock per project in PostgreSQL only through the host rows;
-		// a project racing itself past its quota by one is accepted.
-		var err error
 		f, err = tx.AllocateFloating(ctx, pool, scope.ProjectID, false)
 		if store.IsNoFreeAddress(err) {
 			pools, perr := tx.FloatingPools(ctx)
@@ -222,7 +199,7 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 // ReleaseFloatingIP returns a floating IP to its pool (disassociating it).
 func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := findFloating(ctx, tx, scope, ref)
+		f, err := findFloating(ctx, tx, scope, ref, true)
 		if err != nil {
 			return err
 		}
@@ -239,19 +216,31 @@ func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref 
 // AssociateFloatingIP binds a floating IP to an instance's fixed address.
 func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string, fixed netip.Addr) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FloatingByAddress(ctx, floating)
-		if err != nil {
+		// An unallocated floating IP is reported before a missing
+		// instance, as it always was; the locked reads below decide.
+		if f, err := tx.FloatingByAddress(ctx, floating); err != nil {
 			return err
-		}
-		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+		} else if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
 			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
 		}
-		inst, err := tx.Instance(ctx, instanceUUID)
+		// The instance first, then the floating IP, each locked: a delete
+		// of the instance (which locks it too) either finishes before,
+		// and the instance is gone, or waits and then releases the
+		// binding made here. Two associations of one floating IP queue
+		// on its row, and the second sees the first's binding.
+		inst, err := tx.LockInstance(ctx, instanceUUID)
 		if err != nil {
 			return err
 		}
 		if !scope.Sees(inst.ProjectID) {
 			return model.Errorf(model.ErrNotFound, "instance %s not found", instanceUUID)
+		}
+		f, err := tx.LockFloatingByAddress(ctx, floating)
+		if err != nil {
+			return err
+		}
+		if f.ProjectID == "" || !scope.Sees(f.ProjectID) {
+			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated to project %s: allocate it first", floating, scope.ProjectID)
 		}
 		if inst.ProjectID != f.ProjectID {
 			return model.Errorf(model.ErrInvalid, "floating ip %s belongs to project %s, instance %s to %s", floating, f.ProjectID, instanceUUID, inst.ProjectID)
@@ -295,7 +284,7 @@ func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, fl
 // must be the one it is bound to).
 func (m *Manager) DisassociateFloatingIP(ctx context.Context, scope model.Scope, floating netip.Addr, instanceUUID string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FloatingByAddress(ctx, floating)
+		f, err := tx.LockFloatingByAddress(ctx, floating)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
 	"novanet/internal/model"
@@ -13,7 +12,7 @@ import (
 
 // HostState computes host's desired state from one consistent snapshot.
 func (m *Manager) HostState(ctx context.Context, host string) (model.HostState, error) {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return model.HostState{}, err
 	}
 	var hs model.HostState
@@ -175,7 +174,7 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 // wake it at once; changes made by other servers sharing the store are
 // seen by polling every PollInterval.
 func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64, error) {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return 0, err
 	}
 	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.EnsureHost(ctx, host) }); err != nil {
@@ -206,7 +205,7 @@ func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64
 
 // ReportApplied records what an agent applied.
 func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
-	if err := validHostName(host, false); err != nil {
+	if err := model.CheckHostName("host", host); err != nil {
 		return err
 	}
 	return m.st.Update(ctx, func(tx *store.Tx) error { return tx.ReportApplied(ctx, host, revision, problem) })
@@ -214,12 +213,15 @@ func (m *Manager) ReportApplied(ctx context.Context, host string, revision int64
 
 // RecordLease applies a dnsmasq lease event.
 func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
-	if !ev.Address.IsValid() {
-		return model.Errorf(model.ErrInvalid, "lease event without an address")
+	ev, err := ev.Check()
+	if err != nil {
+		return err
 	}
-	mac := strings.ToLower(strings.TrimSpace(ev.MAC))
+	mac := ev.MAC
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FixedIPByAddress(ctx, ev.Address)
+		// Locked: a boot claiming the address or the periodic task
+		// freeing it must not interleave with this event's decision.
+		f, err := tx.LockFixedIPByAddress(ctx, ev.Address)
 		if err != nil {
 			return err
 		}
@@ -230,6 +232,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 				return err
 			}
 			vifMAC = v.MAC
+		}
+		if err := checkLeaseReporter(ctx, tx, f, ev.Host); err != nil {
+			return err
 		}
 		switch ev.Action {
 		case model.LeaseAdd, model.LeaseOld:
@@ -244,7 +249,7 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			}
 			return tx.SetFixedIPLeased(ctx, f.ID, true)
 		case model.LeaseDel:
-			hosts, err := tx.DeleteReleases(ctx, ev.Address, mac)
+			hosts, err := tx.DeleteReleases(ctx, ev.Host, ev.Address, mac)
 			if err != nil {
 				return err
 			}
@@ -262,6 +267,35 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			return model.Errorf(model.ErrInvalid, "unknown lease action %q: use add, old or del", ev.Action)
 		}
 	})
+}
+
+// checkLeaseReporter refuses a lease event about an address that the
+// reporting host's dnsmasq does not serve: a compromised compute host's
+// agent must not mark another host's addresses leased, nor free an
+// address (with del) whose real lease lives on elsewhere. The server of
+// an address is its network's host, or on a multi-host network the host
+// its VIF was booted on (kept with the VIF, which outlives the instance
+// until the address is disassociated). An address without a VIF on a
+// multi-host network has no server to check: a del of it only drops the
+// reporter's own pending releases.
+func checkLeaseReporter(ctx context.Context, tx *store.Tx, f model.FixedIP, reporter string) error {
+	n, err := tx.NetworkByID(ctx, f.NetworkID)
+	if err != nil {
+		return err
+	}
+	server := n.Host
+	if n.MultiHost {
+		server = ""
+		if f.VIFID != 0 {
+			if server, err = tx.VIFDHCPHost(ctx, f.VIFID); err != nil {
+				return err
+			}
+		}
+	}
+	if server != "" && server != reporter {
+		return model.Errorf(model.ErrForbidden, "host %q does not serve address %s: an agent may report only the leases of its own host's dnsmasq", reporter, f.Address)
+	}
+	return nil
 }
 
 // Leases returns what host's dnsmasq on bridge should believe it leased:

@@ -4,33 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"novanet/internal/model"
 	"novanet/internal/store"
 )
-
-// validHostname checks an RFC 1123 label (the instance's DHCP hostname).
-func validHostname(h string) error {
-	if h == "" {
-		return model.Errorf(model.ErrInvalid, "hostname is required: give a DNS label such as vm1")
-	}
-	if len(h) > 63 {
-		return model.Errorf(model.ErrInvalid, "hostname %q is %d bytes: a DNS label is at most 63", h, len(h))
-	}
-	for i, r := range h {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-'
-		if !ok {
-			return model.Errorf(model.ErrInvalid, "hostname %q contains %q: use letters, digits and '-'", h, r)
-		}
-		if r == '-' && (i == 0 || i == len(h)-1) {
-			return model.Errorf(model.ErrInvalid, "hostname %q starts or ends with '-'", h)
-		}
-	}
-	return nil
-}
 
 func randomMAC() string {
 	var b [3]byte
@@ -57,25 +40,14 @@ func dhcpHost(n model.Network, instHost string) string {
 // sourceGroupHosts are the hosts whose state lists the members of groups
 // (their rules name the groups as sources).
 func sourceGroupHosts(ctx context.Context, tx *store.Tx, groups []int64) ([]string, error) {
-	var hosts []string
-	for _, g := range groups {
-		refs, err := tx.GroupsReferencing(ctx, g)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range refs {
-			hs, err := tx.GroupMemberHosts(ctx, r)
-			if err != nil {
-				return nil, err
-			}
-			hosts = append(hosts, hs...)
-		}
-	}
-	return hosts, nil
+	return tx.SourceGroupHosts(ctx, groups)
 }
 
 // BootInstance allocates networking for an instance on a host.
 func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error) {
+	if err := req.Check(); err != nil {
+		return model.InstanceDetail{}, err
+	}
 	project := req.ProjectID
 	if scope.Admin {
 		if project == "" {
@@ -90,12 +62,6 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 	if project == "" {
 		return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "no project in the caller's scope")
 	}
-	if err := validHostname(req.Hostname); err != nil {
-		return model.InstanceDetail{}, err
-	}
-	if err := validHostName(req.Host, false); err != nil {
-		return model.InstanceDetail{}, err
-	}
 	id := req.UUID
 	if id == "" {
 		id = uuid.NewString()
@@ -106,9 +72,6 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 		}
 		id = u.String()
 	}
-	if req.FixedAddress.IsValid() && !req.FixedAddress.Is4() {
-		return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "fixed address %s is not IPv4", req.FixedAddress)
-	}
 	groupNames := req.SecurityGroups
 	if len(groupNames) == 0 {
 		groupNames = []string{"default"}
@@ -117,127 +80,40 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 	var noFloating bool
 	err := m.update(ctx, func(tx *store.Tx, c *change) error {
 		noFloating = false
-		var n model.Network
-		if strings.TrimSpace(req.Network) != "" {
-			var err error
-			n, err = tx.FindNetwork(ctx, req.Network)
-			if err != nil {
-				return model.Errorf(model.ErrInvalid, "%v", err)
-			}
-			if n.ProjectID != "" && n.ProjectID != project {
-				return model.Errorf(model.ErrForbidden, "network %q belongs to project %s, not %s", n.Label, n.ProjectID, project)
-			}
-		} else {
-			ns, err := tx.ListNetworks(ctx)
-			if err != nil {
-				return err
-			}
-			found := false
-			for _, x := range ns {
-				if x.ProjectID == "" || x.ProjectID == project {
-					n, found = x, true
-					break
-				}
-			}
-			if !found {
-				return model.Errorf(model.ErrInvalid, "no network available to project %s: create one with 'novanet network create'", project)
-			}
-		}
-		if _, err := tx.Instance(ctx, id); err == nil {
-			return model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", id)
-		} else if !model.IsKind(err, model.ErrNotFound) {
-			return err
-		}
-		if _, err := m.ensureDefaultGroup(ctx, tx, project); err != nil {
-			return err
-		}
-		var groups []int64
-		for _, name := range groupNames {
-			g, err := tx.SecurityGroupByName(ctx, project, name)
-			if model.IsKind(err, model.ErrNotFound) {
-				return model.Errorf(model.ErrInvalid, "security group %q not found in project %s: create it first", name, project)
-			}
-			if err != nil {
-				return err
-			}
-			groups = append(groups, g.ID)
-		}
-		others, err := sourceGroupHosts(ctx, tx, groups)
+		n, err := bootNetwork(ctx, tx, req.Network, project)
 		if err != nil {
 			return err
 		}
-		if err := c.bump(ctx, tx, append(others, req.Host, n.Host)...); err != nil {
+		groups, err := m.bootGroups(ctx, tx, project, groupNames)
+		if err != nil {
 			return err
 		}
+		// Truncated to the store's unit so the answer equals a later read.
 		inst := model.Instance{UUID: id, Hostname: req.Hostname, ProjectID: project, Host: req.Host,
-			UserData: req.UserData, KeyName: req.KeyName, KeyData: req.KeyData, CreatedAt: nowUTC()}
-		if err := tx.InsertInstance(ctx, inst); err != nil {
+			UserData: req.UserData, KeyName: req.KeyName, KeyData: req.KeyData, CreatedAt: nowUTC().Truncate(time.Microsecond),
+			SecurityGroups: groups}
+		if ok, err := tx.InsertInstanceNew(ctx, inst); err != nil {
+			return err
+		} else if !ok {
+			return model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", id)
+		}
+		if err := tx.AddInstanceGroups(ctx, id, groups); err != nil {
 			return err
 		}
-		for _, g := range groups {
-			if err := tx.AddInstanceGroup(ctx, id, g); err != nil {
-				return err
-			}
+		vif, err := m.bootVIF(ctx, tx, n, id, req.Host)
+		if err != nil {
+			return err
 		}
-		var vif model.VIF
-		ok := false
-		for attempt := 0; attempt < m.opts.CreateUniqueMACAttempts && !ok; attempt++ {
-			vu := uuid.NewString()
-			vif = model.VIF{UUID: vu, MAC: randomMAC(), InstanceUUID: id, NetworkID: n.ID, Device: "tap" + vu[:11]}
-			vif, ok, err = tx.InsertVIF(ctx, vif)
-			if err != nil {
-				return err
-			}
+		fixed, err := bootFixedIP(ctx, tx, n, req.FixedAddress, id, vif.ID)
+		if err != nil {
+			return err
 		}
-		if !ok {
-			return model.Errorf(model.ErrExhausted, "no unique MAC address after %d attempts: retry, or raise create_unique_mac_address_attempts", m.opts.CreateUniqueMACAttempts)
-		}
-		var fixed model.FixedIP
-		if req.FixedAddress.IsValid() {
-			f, err := tx.FixedIPByAddress(ctx, req.FixedAddress)
-			if err != nil {
-				return model.Errorf(model.ErrInvalid, "fixed address %s is in no network", req.FixedAddress)
-			}
-			if f.NetworkID != n.ID {
-				return model.Errorf(model.ErrInvalid, "fixed address %s is not in network %q (%s)", req.FixedAddress, n.Label, n.CIDR)
-			}
-			if f.Reserved {
-				return model.Errorf(model.ErrInvalid, "fixed address %s is reserved in network %q: choose another", req.FixedAddress, n.Label)
-			}
-			fixed, ok, err = tx.AllocateSpecificFixedIP(ctx, f.ID, id, vif.ID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return model.Errorf(model.ErrConflict, "fixed address %s is in use: choose another or let novanet pick", req.FixedAddress)
-			}
-		} else {
-			fixed, err = tx.AllocateFixedIP(ctx, n.ID, id, vif.ID)
-			if store.IsNoFreeAddress(err) {
-				return model.Errorf(model.ErrExhausted, "network %q (%s) has no free addresses: delete unused instances, wait for released addresses, or create another network", n.Label, n.CIDR)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		_ = fixed
 		if n.MultiHost {
-			own, err := tx.FixedIPsByHost(ctx, req.Host)
-			if err != nil {
+			if err := hostGatewayAddress(ctx, tx, n, req.Host); err != nil {
 				return err
 			}
-			has := false
-			for _, f := range own {
-				has = has || f.NetworkID == n.ID
-			}
-			if !has {
-				if _, err := tx.AllocateHostFixedIP(ctx, n.ID, req.Host); store.IsNoFreeAddress(err) {
-					return model.Errorf(model.ErrExhausted, "network %q (%s) has no free address for host %s's gateway: free some addresses", n.Label, n.CIDR, req.Host)
-				} else if err != nil {
-					return err
-				}
-			}
 		}
+		detail = model.InstanceDetail{Instance: inst, VIFs: []model.VIF{vif}, FixedIPs: []model.FixedIP{fixed}, FloatingIPs: []model.FloatingIP{}}
 		if m.opts.AutoAssignFloatingIP {
 			fl, err := tx.AllocateFloating(ctx, m.opts.DefaultFloatingPool, project, true)
 			switch {
@@ -249,10 +125,18 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 				if err := tx.AssociateFloating(ctx, fl.ID, fixed.ID, natHost(n, req.Host)); err != nil {
 					return err
 				}
+				fl.FixedAddress, fl.InstanceUUID, fl.Host = fixed.Address, id, natHost(n, req.Host)
+				detail.FloatingIPs = append(detail.FloatingIPs, fl.FloatingIP)
 			}
 		}
-		detail, err = instanceDetail(ctx, tx, id)
-		return err
+		// The host rows last: every boot bumps its network host's row, and
+		// a row lock is held until commit, so taking it last keeps the
+		// boots queued on it for one statement instead of the whole boot.
+		others, err := tx.SourceGroupHosts(ctx, groups)
+		if err != nil {
+			return err
+		}
+		return c.bump(ctx, tx, append(others, req.Host, n.Host)...)
 	})
 	if err != nil {
 		return model.InstanceDetail{}, err
@@ -263,6 +147,132 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 		m.log.Error("auto_assign_floating_ip: no free floating ip", "pool", m.opts.DefaultFloatingPool, "instance", id)
 	}
 	return detail, nil
+}
+
+// bootNetwork finds the network a boot names (or the first the project
+// may use) and locks it shared: its delete waits for the boot, then sees
+// the address in use.
+func bootNetwork(ctx context.Context, tx *store.Tx, ref, project string) (model.Network, error) {
+	if strings.TrimSpace(ref) != "" {
+		n, err := tx.FindNetworkShared(ctx, ref)
+		if err != nil {
+			return n, err
+		}
+		if n.ProjectID != "" && n.ProjectID != project {
+			// As reading it: another project's network does not exist
+			// for this one (its name and owner stay private).
+			return n, model.Errorf(model.ErrNotFound, "network %q not found: give its id, uuid or label (see 'novanet network list')", ref)
+		}
+		return n, nil
+	}
+	ns, err := tx.ListNetworks(ctx)
+	if err != nil {
+		return model.Network{}, err
+	}
+	for _, n := range ns {
+		if n.ProjectID == "" || n.ProjectID == project {
+			if err := tx.LockNetwork(ctx, n.ID, false); err != nil {
+				return n, model.Errorf(model.ErrConflict, "network %q was deleted while the instance booted: boot into another network", n.Label)
+			}
+			return n, nil
+		}
+	}
+	return model.Network{}, model.Errorf(model.ErrInvalid, "no network available to project %s: create one with 'novanet network create'", project)
+}
+
+// bootGroups resolves the group names of a boot to ids, each locked
+// shared (a delete of the group waits, then sees the new member; one
+// that went first leaves no row), creating the project's default group
+// on first use.
+func (m *Manager) bootGroups(ctx context.Context, tx *store.Tx, project string, names []string) ([]int64, error) {
+	lookup := append([]string{"default"}, names...)
+	ids, err := tx.GroupIDsShared(ctx, project, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ids["default"]; !ok {
+		if _, err := m.ensureDefaultGroup(ctx, tx, project); err != nil {
+			return nil, err
+		}
+		if ids, err = tx.GroupIDsShared(ctx, project, lookup); err != nil {
+			return nil, err
+		}
+	}
+	groups := make([]int64, 0, len(names))
+	for _, name := range names {
+		id, ok := ids[name]
+		if !ok {
+			return nil, model.Errorf(model.ErrInvalid, "security group %q not found in project %s: create it first", name, project)
+		}
+		if !slices.Contains(groups, id) {
+			groups = append(groups, id)
+		}
+	}
+	slices.Sort(groups) // as the store lists them
+	return groups, nil
+}
+
+// bootVIF creates the instance's VIF with a MAC no other VIF has.
+func (m *Manager) bootVIF(ctx context.Context, tx *store.Tx, n model.Network, id, host string) (model.VIF, error) {
+	for attempt := 0; attempt < m.opts.CreateUniqueMACAttempts; attempt++ {
+		vu := uuid.NewString()
+		vif := model.VIF{UUID: vu, MAC: randomMAC(), InstanceUUID: id, NetworkID: n.ID, Device: "tap" + vu[:11]}
+		vif, ok, err := tx.InsertVIF(ctx, vif, dhcpHost(n, host))
+		if err != nil || ok {
+			return vif, err
+		}
+	}
+	return model.VIF{}, model.Errorf(model.ErrExhausted, "no unique MAC address after %d attempts: retry, or raise create_unique_mac_address_attempts", m.opts.CreateUniqueMACAttempts)
+}
+
+// bootFixedIP gives the VIF the requested address, or the network's
+// first free one.
+func bootFixedIP(ctx context.Context, tx *store.Tx, n model.Network, want netip.Addr, id string, vifID int64) (model.FixedIP, error) {
+	if !want.IsValid() {
+		f, err := tx.ClaimFreeFixedIP(ctx, n.ID, id, vifID)
+		if store.IsNoFreeAddress(err) {
+			return f, model.Errorf(model.ErrExhausted, "network %q (%s) has no free addresses: delete unused instances, wait for released addresses, or create another network", n.Label, n.CIDR)
+		}
+		return f, err
+	}
+	f, err := tx.FixedIPByAddress(ctx, want)
+	if err != nil {
+		return f, model.Errorf(model.ErrInvalid, "fixed address %s is in no network", want)
+	}
+	if f.NetworkID != n.ID {
+		return f, model.Errorf(model.ErrInvalid, "fixed address %s is not in network %q (%s)", want, n.Label, n.CIDR)
+	}
+	if f.Reserved {
+		return f, model.Errorf(model.ErrInvalid, "fixed address %s is reserved in network %q: choose another", want, n.Label)
+	}
+	fixed, ok, err := tx.AllocateSpecificFixedIP(ctx, f.ID, id, vifID)
+	if err != nil {
+		return fixed, err
+	}
+	if !ok {
+		return fixed, model.Errorf(model.ErrConflict, "fixed address %s is in use: choose another or let novanet pick", want)
+	}
+	return fixed, nil
+}
+
+// hostGatewayAddress gives a multi-host network's compute host its own
+// address in the network (its gateway there) on its first instance.
+func hostGatewayAddress(ctx context.Context, tx *store.Tx, n model.Network, host string) error {
+	own, err := tx.FixedIPsByHost(ctx, host)
+	if err != nil {
+		return err
+	}
+	for _, f := range own {
+		if f.NetworkID == n.ID {
+			return nil
+		}
+	}
+	if _, err := tx.AllocateHostFixedIP(ctx, n.ID, host); store.IsNoFreeAddress(err) {
+		return model.Errorf(model.ErrExhausted, "network %q (%s) has no free address for host %s's gateway: free some addresses", n.Label, n.CIDR, host)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 func instanceDetail(ctx context.Context, tx *store.Tx, id string) (model.InstanceDetail, error) {
@@ -299,7 +309,11 @@ func instanceDetail(ctx context.Context, tx *store.Tx, id string) (model.Instanc
 // DeleteInstance releases an instance's networking.
 func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id string) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		inst, err := tx.Instance(ctx, id)
+		// Locked before reading what to release: an association of a
+		// floating IP made meanwhile through another server either
+		// committed (and is read below) or waits and then finds no
+		// instance.
+		inst, err := tx.LockInstance(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -318,12 +332,14 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		}
 		var floats []floatOp
 		for _, f := range fixed {
-			n, err := tx.NetworkByID(ctx, f.NetworkID)
-			if err != nil {
-				return err
+			n, ok := nets[f.NetworkID]
+			if !ok {
+				if n, err = tx.NetworkByID(ctx, f.NetworkID); err != nil {
+					return err
+				}
+				nets[n.ID] = n
+				hosts = append(hosts, n.Host)
 			}
-			nets[n.ID] = n
-			hosts = append(hosts, n.Host)
 			fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
 			if err != nil {
 				return err
@@ -333,13 +349,11 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 				floats = append(floats, floatOp{fl.ID, fl.AutoAssigned})
 			}
 		}
-		others, err := sourceGroupHosts(ctx, tx, inst.SecurityGroups)
+		others, err := tx.SourceGroupHosts(ctx, inst.SecurityGroups)
 		if err != nil {
 			return err
 		}
-		if err := c.bump(ctx, tx, append(hosts, others...)...); err != nil {
-			return err
-		}
+		hosts = append(hosts, others...)
 		for _, fl := range floats {
 			if fl.auto {
 				err = tx.ReleaseFloating(ctx, fl.id)
@@ -376,7 +390,11 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 				return err
 			}
 		}
-		return tx.DeleteInstance(ctx, id)
+		if err := tx.DeleteInstance(ctx, id); err != nil {
+			return err
+		}
+		// Host rows last, as in BootInstance.
+		return c.bump(ctx, tx, hosts...)
 	})
 }
 
@@ -442,7 +460,7 @@ func (m *Manager) RemoveInstanceSecurityGroup(ctx context.Context, scope model.S
 
 func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, group string, add bool) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		inst, err := tx.Instance(ctx, id)
+		inst, err := tx.LockInstance(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -455,6 +473,11 @@ func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, g
 		g, err := tx.SecurityGroupByName(ctx, inst.ProjectID, group)
 		if err != nil {
 			return err
+		}
+		if add {
+			if err := tx.LockSecurityGroup(ctx, g.ID, false); err != nil {
+				return err
+			}
 		}
 		member := false
 		for _, x := range inst.SecurityGroups {

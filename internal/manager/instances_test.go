@@ -29,7 +29,7 @@ func TestBootDeleteAndLeases(t *testing.T) {
 			{model.BootRequest{Hostname: "vm", Host: ""}, model.ErrInvalid},
 			{model.BootRequest{Hostname: "vm", Host: "c1", UUID: "not-a-uuid"}, model.ErrInvalid},
 			{model.BootRequest{Hostname: "vm", Host: "c1", ProjectID: "p2"}, model.ErrForbidden},
-			{model.BootRequest{Hostname: "vm", Host: "c1", Network: "nope"}, model.ErrInvalid},
+			{model.BootRequest{Hostname: "vm", Host: "c1", Network: "nope"}, model.ErrNotFound}, // as reading it (issue 13, 15)
 			{model.BootRequest{Hostname: "vm", Host: "c1", FixedAddress: netip.MustParseAddr("10.0.0.1")}, model.ErrInvalid},
 			{model.BootRequest{Hostname: "vm", Host: "c1", FixedAddress: netip.MustParseAddr("10.9.0.1")}, model.ErrInvalid},
 			{model.BootRequest{Hostname: "vm", Host: "c1", SecurityGroups: []string{"web"}}, model.ErrInvalid},

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"novanet/internal/model"
 	"novanet/internal/store"
 )
 
@@ -30,7 +31,12 @@ type Options struct {
 	// PublicInterface is the default interface of floating ranges.
 	PublicInterface         string // public_interface
 	QuotaFloatingIPs        int    // quota_floating_ips; negative = unlimited
+	QuotaSecurityGroups     int    // quota_security_groups per project; negative = unlimited
+	QuotaSecurityGroupRules int    // quota_security_group_rules per group; negative = unlimited
 	CreateUniqueMACAttempts int    // create_unique_mac_address_attempts
+	// FlatNetworkBridge is the bridge of flat/flatdhcp networks created
+	// without one (flat_network_bridge; "" = the request must name one).
+	FlatNetworkBridge string
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
 	// PollInterval is how often WaitHost re-reads the store for changes
@@ -52,6 +58,8 @@ func DefaultOptions() Options {
 		DefaultFloatingPool:        "nova",
 		PublicInterface:            "eth0",
 		QuotaFloatingIPs:           10,
+		QuotaSecurityGroups:        10,
+		QuotaSecurityGroupRules:    20,
 		CreateUniqueMACAttempts:    5,
 		PeriodicInterval:           10 * time.Second,
 		PollInterval:               300 * time.Millisecond,
@@ -66,6 +74,8 @@ type Manager struct {
 
 	mu       sync.Mutex // protects the following
 	watchers map[string]chan struct{}
+	// agentVersions caches what ReportAgentVersion last wrote per host.
+	agentVersions map[string]string
 }
 
 // New returns a manager over st. Zero numeric and string option fields
@@ -93,6 +103,12 @@ func New(st *store.Store, opts Options) *Manager {
 	}
 	if opts.QuotaFloatingIPs == 0 {
 		opts.QuotaFloatingIPs = d.QuotaFloatingIPs
+	}
+	if opts.QuotaSecurityGroups == 0 {
+		opts.QuotaSecurityGroups = d.QuotaSecurityGroups
+	}
+	if opts.QuotaSecurityGroupRules == 0 {
+		opts.QuotaSecurityGroupRules = d.QuotaSecurityGroupRules
 	}
 	if opts.PeriodicInterval <= 0 {
 		opts.PeriodicInterval = d.PeriodicInterval
@@ -136,6 +152,22 @@ func (m *Manager) update(ctx context.Context, fn func(tx *store.Tx, c *change) e
 	})
 	if err == nil && c != nil {
 		m.notify(c.hosts...)
+	}
+	return constraintConflict(err)
+}
+
+// constraintConflict turns a constraint the database enforced into a 409.
+// The manager checks before it writes, under the locks the decision
+// needs; a violation that still gets through means a concurrent change
+// the checks could not see (the same uuid booted twice at once, say), and
+// the client's answer is to look again, not a 500 with the database's
+// text in it.
+func constraintConflict(err error) error {
+	if err == nil || model.KindOf(err) != 0 {
+		return err
+	}
+	if store.IsUniqueViolation(err) || store.IsForeignKeyViolation(err) {
+		return model.Errorf(model.ErrConflict, "the request conflicts with a change made at the same time (a name, address or object it names was taken or removed meanwhile): read the current state and retry")
 	}
 	return err
 }

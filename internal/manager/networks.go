@@ -26,37 +26,6 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 	return addr4(u32(p.Masked().Addr()) | ^uint32(0)>>p.Bits())
 }
 
-// validIfName checks a Linux interface name: 1..15 bytes, no '/', ':' or
-// whitespace.
-func validIfName(what, name string) error {
-	if name == "" {
-		return model.Errorf(model.ErrInvalid, "%s is empty: give a Linux interface name such as br100", what)
-	}
-	if len(name) > 15 {
-		return model.Errorf(model.ErrInvalid, "%s %q is %d bytes long: Linux interface names are at most 15 bytes", what, name, len(name))
-	}
-	if name == "." || name == ".." {
-		return model.Errorf(model.ErrInvalid, "%s %q is not a valid interface name", what, name)
-	}
-	for _, r := range name {
-		if r == '/' || r == ':' || r <= ' ' || r == 0x7f || r > 0x7e {
-			return model.Errorf(model.ErrInvalid, "%s %q contains %q: interface names may not contain '/', ':', whitespace or non-ASCII", what, name, r)
-		}
-	}
-	return nil
-}
-
-func parseOptAddr(what, s string) (netip.Addr, error) {
-	if strings.TrimSpace(s) == "" {
-		return netip.Addr{}, nil
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, model.Errorf(model.ErrInvalid, "%s %q is not an IPv4 address", what, s)
-	}
-	return a, nil
-}
-
 // plannedNetwork is one subnet to create.
 type plannedNetwork struct {
 	net      model.Network
@@ -66,36 +35,15 @@ type plannedNetwork struct {
 
 // planNetworks validates req and carves its subnets; it touches no store.
 func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork, error) {
+	rng, err := req.Check()
+	if err != nil {
+		return nil, err
+	}
 	kind := req.Kind
 	if kind == "" {
 		kind = model.KindFlatDHCP
 	}
-	if !kind.Valid() {
-		return nil, model.Errorf(model.ErrInvalid, "unknown network kind %q: use flat, flatdhcp or vlan", kind)
-	}
 	label := strings.TrimSpace(req.Label)
-	if label == "" {
-		return nil, model.Errorf(model.ErrInvalid, "label is required: name the network (e.g. private)")
-	}
-	if len(label) > 255 {
-		return nil, model.Errorf(model.ErrInvalid, "label is longer than 255 bytes")
-	}
-	if strings.TrimSpace(req.FixedRangeV4) == "" {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 is required: give a CIDR such as 10.0.0.0/24")
-	}
-	rng, err := netip.ParsePrefix(strings.TrimSpace(req.FixedRangeV4))
-	if err != nil {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %q is not a CIDR: give one such as 10.0.0.0/24", req.FixedRangeV4)
-	}
-	if !rng.Addr().Is4() {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s is not IPv4: novanet networks are IPv4", rng)
-	}
-	if rng.Masked() != rng {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s has host bits set: use %s", rng, rng.Masked())
-	}
-	if rng.Bits() < 8 {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s is larger than a /8: use a smaller range", rng)
-	}
 	rangeSize := 1 << (32 - rng.Bits())
 	num := req.NumNetworks
 	if num == 0 {
@@ -109,7 +57,7 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 		// nova-manage's default: /24 subnets, or the whole range if smaller.
 		size = min(256, rangeSize)
 	}
-	if size <= 0 || bits.OnesCount(uint(size)) != 1 {
+	if bits.OnesCount(uint(size)) != 1 {
 		return nil, model.Errorf(model.ErrInvalid, "network_size %d is not a power of two: use e.g. 256 for /24 subnets", size)
 	}
 	if size < 4 {
@@ -118,25 +66,15 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 	if kind == model.KindVLAN && size < 8 {
 		return nil, model.Errorf(model.ErrInvalid, "network_size %d is too small for a vlan network: it needs network, gateway, vpn, broadcast and instances (at least 8, a /29)", size)
 	}
-	if size > 65536 {
-		return nil, model.Errorf(model.ErrInvalid, "network_size %d is too large: a network holds at most 65536 addresses (/16)", size)
-	}
 	if num*size > rangeSize {
 		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s has %d addresses, not enough for %d networks of %d: give a larger range or fewer/smaller networks", rng, rangeSize, num, size)
 	}
 	bridge := strings.TrimSpace(req.Bridge)
-	switch {
-	case bridge == "" && kind != model.KindVLAN:
-		return nil, model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100 (nova's flat_network_bridge has no default)", kind)
-	case bridge != "":
-		if err := validIfName("bridge", bridge); err != nil {
-			return nil, err
-		}
+	if bridge == "" && kind != model.KindVLAN {
+		bridge = m.opts.FlatNetworkBridge
 	}
-	if req.BridgeInterface != "" {
-		if err := validIfName("bridge_interface", req.BridgeInterface); err != nil {
-			return nil, err
-		}
+	if bridge == "" && kind != model.KindVLAN {
+		return nil, model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100, or set flat_network_bridge for serve", kind)
 	}
 	if kind == model.KindVLAN {
 		if req.VLAN == 0 {
@@ -151,27 +89,13 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 	} else if req.VLAN != 0 {
 		return nil, model.Errorf(model.ErrInvalid, "vlan %d given for a %s network: vlan ids are for kind vlan only", req.VLAN, kind)
 	}
-	dns1, err := parseOptAddr("dns1", req.DNS1)
-	if err != nil {
-		return nil, err
-	}
-	dns2, err := parseOptAddr("dns2", req.DNS2)
-	if err != nil {
-		return nil, err
-	}
-	gateway, err := parseOptAddr("gateway", req.Gateway)
-	if err != nil {
-		return nil, err
-	}
-	dhcpStart, err := parseOptAddr("dhcp_start", req.DHCPStart)
-	if err != nil {
-		return nil, err
-	}
+	// Check has parsed them once already.
+	dns1, _ := model.ParseOptAddr4("dns1", req.DNS1)
+	dns2, _ := model.ParseOptAddr4("dns2", req.DNS2)
+	gateway, _ := model.ParseOptAddr4("gateway", req.Gateway)
+	dhcpStart, _ := model.ParseOptAddr4("dhcp_start", req.DHCPStart)
 	if num > 1 && (gateway.IsValid() || dhcpStart.IsValid()) {
 		return nil, model.Errorf(model.ErrInvalid, "gateway and dhcp_start can be given only with num_networks 1")
-	}
-	if req.MTU != 0 && (req.MTU < 576 || req.MTU > 9216) {
-		return nil, model.Errorf(model.ErrInvalid, "mtu %d is out of range: use 576..9216 or leave it unset", req.MTU)
 	}
 	host := strings.TrimSpace(req.Host)
 	if req.MultiHost && host != "" {
@@ -183,8 +107,10 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 	if !req.MultiHost && host == "" && kind != model.KindFlat {
 		return nil, model.Errorf(model.ErrInvalid, "no network host: give host or set network_host in nova.conf")
 	}
-	if err := validHostName(host, true); err != nil {
-		return nil, err
+	if host != "" {
+		if err := model.CheckHostName("host", host); err != nil {
+			return nil, err
+		}
 	}
 	prefixBits := 32 - bits.TrailingZeros(uint(size))
 	var out []plannedNetwork
@@ -243,25 +169,6 @@ func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork
 	return out, nil
 }
 
-// validHostName checks a compute/network host name.
-func validHostName(h string, allowEmpty bool) error {
-	if h == "" {
-		if allowEmpty {
-			return nil
-		}
-		return model.Errorf(model.ErrInvalid, "host is required: name the compute host the instance runs on")
-	}
-	if len(h) > 255 {
-		return model.Errorf(model.ErrInvalid, "host name is longer than 255 bytes")
-	}
-	for _, r := range h {
-		if r <= ' ' || r == 0x7f || r == '/' {
-			return model.Errorf(model.ErrInvalid, "host %q contains %q: host names may not contain whitespace, control characters or '/'", h, r)
-		}
-	}
-	return nil
-}
-
 // CreateNetworks is nova-manage network create: all subnets or none.
 func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateRequest) ([]model.Network, error) {
 	plan, err := m.planNetworks(req)
@@ -271,6 +178,11 @@ func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateReq
 	var out []model.Network
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
 		out = out[:0]
+		// Overlap is a property of all networks and floating ranges
+		// together: creations take turns.
+		if err := tx.LockName(ctx, "address-space"); err != nil {
+			return err
+		}
 		existing, err := tx.ListNetworks(ctx)
 		if err != nil {
 			return err
@@ -292,6 +204,13 @@ func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateReq
 				if o.net.CIDR.Overlaps(pn.net.CIDR) {
 					return model.Errorf(model.ErrConflict, "new networks %s and %s overlap", o.net.CIDR, pn.net.CIDR)
 				}
+			}
+			// An address must not be both fixed and floating (the
+			// floating range create refuses the reverse).
+			if k, err := tx.CountFloatingInRange(ctx, pn.net.CIDR.Addr(), model.LastAddr(pn.net.CIDR), ""); err != nil {
+				return err
+			} else if k > 0 {
+				return model.Errorf(model.ErrConflict, "%s overlaps %d floating ip addresses: choose a range outside the floating ranges (see 'novanet floating list')", pn.net.CIDR, k)
 			}
 			hosts = append(hosts, pn.net.Host)
 		}
@@ -370,6 +289,11 @@ func (m *Manager) DeleteNetwork(ctx context.Context, ref string) error {
 		if err != nil {
 			return err
 		}
+		// Exclusive before counting usage: a boot into it holds it
+		// shared, finishes first and is counted.
+		if err := tx.LockNetwork(ctx, n.ID, true); err != nil {
+			return err
+		}
 		used, err := tx.NetworkUsage(ctx, n.ID)
 		if err != nil {
 			return err
@@ -414,7 +338,7 @@ func (m *Manager) GetFixedIP(ctx context.Context, addr netip.Addr) (model.FixedI
 // SetFixedIPReserved reserves or unreserves an address.
 func (m *Manager) SetFixedIPReserved(ctx context.Context, addr netip.Addr, reserved bool) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
-		f, err := tx.FixedIPByAddress(ctx, addr)
+		f, err := tx.LockFixedIPByAddress(ctx, addr)
 		if err != nil {
 			return err
 		}

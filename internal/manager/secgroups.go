@@ -32,19 +32,21 @@ func (m *Manager) ensureDefaultGroup(ctx context.Context, tx *store.Tx, project 
 	return tx.SecurityGroup(ctx, g.ID)
 }
 
-func validGroupName(name string) error {
-	if strings.TrimSpace(name) == "" {
-		return model.Errorf(model.ErrInvalid, "security group name is empty")
+func validGroup(name, description string) error {
+	if err := model.CheckGroupName("name", name); err != nil {
+		return err
 	}
-	if len(name) > 255 {
-		return model.Errorf(model.ErrInvalid, "security group name is longer than 255 bytes")
+	return model.CheckGroupDescription("description", description)
+}
+
+// quota returns the project's limit for resource: its override in the
+// store, else the option's value def (negative: unlimited).
+func quota(ctx context.Context, tx *store.Tx, project, resource string, def int) (int, error) {
+	l, ok, err := tx.QuotaLimit(ctx, project, resource)
+	if err != nil || !ok {
+		return def, err
 	}
-	for _, r := range name {
-		if r < ' ' || r == 0x7f {
-			return model.Errorf(model.ErrInvalid, "security group name %q contains a control character", name)
-		}
-	}
-	return nil
+	return l, nil
 }
 
 // normalizeRule validates a rule and fills the defaults (any protocol
@@ -164,7 +166,7 @@ func (m *Manager) GetSecurityGroup(ctx context.Context, scope model.Scope, id in
 
 // CreateSecurityGroup creates a group in the scope's project.
 func (m *Manager) CreateSecurityGroup(ctx context.Context, scope model.Scope, name, description string) (model.SecurityGroup, error) {
-	if err := validGroupName(name); err != nil {
+	if err := validGroup(name, description); err != nil {
 		return model.SecurityGroup{}, err
 	}
 	if scope.ProjectID == "" {
@@ -172,11 +174,27 @@ func (m *Manager) CreateSecurityGroup(ctx context.Context, scope model.Scope, na
 	}
 	var g model.SecurityGroup
 	err := m.update(ctx, func(tx *store.Tx, c *change) error {
+		// Count under the project's lock, as floating IPs.
+		if err := tx.LockName(ctx, "project:"+scope.ProjectID); err != nil {
+			return err
+		}
 		if _, err := m.ensureDefaultGroup(ctx, tx, scope.ProjectID); err != nil {
 			return err
 		}
+		limit, err := quota(ctx, tx, scope.ProjectID, "security_groups", m.opts.QuotaSecurityGroups)
+		if err != nil {
+			return err
+		}
+		if limit >= 0 {
+			n, err := tx.CountSecurityGroups(ctx, scope.ProjectID)
+			if err != nil {
+				return err
+			}
+			if n >= limit {
+				return model.Errorf(model.ErrQuota, "project %s has %d security groups, its quota (security_groups) is %d: delete one first", scope.ProjectID, n, limit)
+			}
+		}
 		var created bool
-		var err error
 		g, created, err = tx.InsertSecurityGroup(ctx, model.SecurityGroup{ProjectID: scope.ProjectID, Name: name, Description: description})
 		if err != nil {
 			return err
@@ -192,7 +210,7 @@ func (m *Manager) CreateSecurityGroup(ctx context.Context, scope model.Scope, na
 
 // UpdateSecurityGroup renames or re-describes a group (not the default one's name).
 func (m *Manager) UpdateSecurityGroup(ctx context.Context, scope model.Scope, id int64, name, description string) (model.SecurityGroup, error) {
-	if err := validGroupName(name); err != nil {
+	if err := validGroup(name, description); err != nil {
 		return model.SecurityGroup{}, err
 	}
 	var g model.SecurityGroup
@@ -229,6 +247,11 @@ func (m *Manager) UpdateSecurityGroup(ctx context.Context, scope model.Scope, id
 // DeleteSecurityGroup deletes an unused, non-default group.
 func (m *Manager) DeleteSecurityGroup(ctx context.Context, scope model.Scope, id int64) error {
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
+		// Exclusive before counting members: a boot or membership change
+		// holding the group shared finishes first and is counted.
+		if err := tx.LockSecurityGroup(ctx, id, true); err != nil {
+			return err
+		}
 		g, err := groupFor(ctx, tx, scope, id)
 		if err != nil {
 			return err
@@ -261,9 +284,20 @@ func (m *Manager) CreateSecurityGroupRule(ctx context.Context, scope model.Scope
 		return r, err
 	}
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		// Exclusive: the rule count and the duplicate check below decide.
+		if err := tx.LockSecurityGroup(ctx, r.GroupID, true); err != nil {
+			return err
+		}
 		g, err := groupFor(ctx, tx, scope, r.GroupID)
 		if err != nil {
 			return err
+		}
+		limit, err := quota(ctx, tx, g.ProjectID, "security_group_rules", m.opts.QuotaSecurityGroupRules)
+		if err != nil {
+			return err
+		}
+		if limit >= 0 && len(g.Rules) >= limit {
+			return model.Errorf(model.ErrQuota, "security group %q has %d rules, its quota (security_group_rules) is %d: delete one first", g.Name, len(g.Rules), limit)
 		}
 		if r.SourceGroupID != 0 {
 			src, err := tx.SecurityGroup(ctx, r.SourceGroupID)

@@ -115,13 +115,13 @@ func runConformance(t *testing.T, open opener) {
 		// A duplicate MAC is reported as not inserted and leaves the
 		// transaction usable.
 		err = st.Update(ctx, func(tx *store.Tx) error {
-			if _, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v1", MAC: "fa:16:3e:00:00:01", InstanceUUID: "i1", NetworkID: n.ID, Device: "tapv1"}); err != nil || !ok {
+			if _, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v1", MAC: "fa:16:3e:00:00:01", InstanceUUID: "i1", NetworkID: n.ID, Device: "tapv1"}, "h1"); err != nil || !ok {
 				return fmt.Errorf("first vif: %v %v", ok, err)
 			}
-			if _, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v2", MAC: "fa:16:3e:00:00:01", InstanceUUID: "i2", NetworkID: n.ID, Device: "tapv2"}); err != nil || ok {
+			if _, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v2", MAC: "fa:16:3e:00:00:01", InstanceUUID: "i2", NetworkID: n.ID, Device: "tapv2"}, "h1"); err != nil || ok {
 				return fmt.Errorf("duplicate mac: %v %v", ok, err)
 			}
-			_, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v3", MAC: "fa:16:3e:00:00:02", InstanceUUID: "i2", NetworkID: n.ID, Device: "tapv3"})
+			_, ok, err := tx.InsertVIF(ctx, model.VIF{UUID: "v3", MAC: "fa:16:3e:00:00:02", InstanceUUID: "i2", NetworkID: n.ID, Device: "tapv3"}, "h1")
 			if err != nil || !ok {
 				return fmt.Errorf("vif after duplicate: %v %v", ok, err)
 			}

@@ -217,7 +217,7 @@ func (t *Tx) SetFixedIPLeased(ctx context.Context, id int64, leased bool) error 
 // holds a lease for only when last updated before leasedBefore.
 func (t *Tx) StaleFixedIPs(ctx context.Context, before, leasedBefore int64, limit int) ([]model.FixedIP, error) {
 	rows, err := t.Query(ctx, `SELECT `+fixedCols+` FROM fixed_ips WHERE NOT allocated AND instance_uuid IS NOT NULL
-		AND updated_at < ? AND (NOT leased OR updated_at < ?) ORDER BY id LIMIT ?`, before, leasedBefore, limit)
+		AND updated_at < ? AND (NOT leased OR updated_at < ?) ORDER BY id LIMIT ?`+t.lockClause("UPDATE SKIP LOCKED"), before, leasedBefore, limit)
 	if err != nil {
 		return nil, err
 	}

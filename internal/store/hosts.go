@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,14 +36,28 @@ func (t *Tx) BumpHosts(ctx context.Context, names ...string) ([]string, error) {
 	hs = slices.Compact(hs)
 	out := hs[:0]
 	for _, h := range hs {
-		if h == "" {
-			continue
+		if h != "" {
+			out = append(out, h)
 		}
-		if _, err := t.Exec(ctx, `INSERT INTO hosts (name, revision) VALUES (?, 1)
-			ON CONFLICT (name) DO UPDATE SET revision = hosts.revision + 1`, h); err != nil {
-			return nil, fmt.Errorf("bump revision of host %s: %w", h, err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	// One statement for all: its rows are inserted, and so locked, in
+	// the sorted order of VALUES.
+	var q strings.Builder
+	q.WriteString(`INSERT INTO hosts (name, revision) VALUES `)
+	args := make([]any, len(out))
+	for i, h := range out {
+		if i > 0 {
+			q.WriteString(", ")
 		}
-		out = append(out, h)
+		q.WriteString("(?, 1)")
+		args[i] = h
+	}
+	q.WriteString(` ON CONFLICT (name) DO UPDATE SET revision = hosts.revision + 1`)
+	if _, err := t.Exec(ctx, q.String(), args...); err != nil {
+		return nil, fmt.Errorf("bump revision of hosts %s: %w", strings.Join(out, ", "), err)
 	}
 	return out, nil
 }
@@ -143,10 +158,10 @@ func (t *Tx) Releases(ctx context.Context, host string) ([]Release, error) {
 	return out, rows.Err()
 }
 
-// DeleteReleases drops pending releases of an address (and MAC if given);
-// it returns the hosts that had one.
-func (t *Tx) DeleteReleases(ctx context.Context, addr netip.Addr, mac string) ([]string, error) {
-	q, args := `address = ?`, []any{addr.String()}
+// DeleteReleases drops host's pending releases of an address (and MAC if
+// given); it returns the hosts that had one (host or none).
+func (t *Tx) DeleteReleases(ctx context.Context, host string, addr netip.Addr, mac string) ([]string, error) {
+	q, args := `host = ? AND address = ?`, []any{host, addr.String()}
 	if mac != "" {
 		q += ` AND mac = ?`
 		args = append(args, mac)

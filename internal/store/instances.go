@@ -176,11 +176,12 @@ func scanVIF(r scanner) (model.VIF, error) {
 
 // InsertVIF stores a VIF unless its MAC (or uuid) is taken, in which case
 // ok is false and the transaction stays usable (ON CONFLICT DO NOTHING:
-// a failed INSERT would abort a PostgreSQL transaction).
-func (t *Tx) InsertVIF(ctx context.Context, v model.VIF) (model.VIF, bool, error) {
-	err := t.QueryRow(ctx, `INSERT INTO virtual_interfaces (uuid, mac, instance_uuid, network_id, device, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
-		v.UUID, v.MAC, v.InstanceUUID, v.NetworkID, v.Device, Now()).Scan(&v.ID)
+// a failed INSERT would abort a PostgreSQL transaction). dhcpHost is the
+// host whose dnsmasq serves it.
+func (t *Tx) InsertVIF(ctx context.Context, v model.VIF, dhcpHost string) (model.VIF, bool, error) {
+	err := t.QueryRow(ctx, `INSERT INTO virtual_interfaces (uuid, mac, instance_uuid, network_id, device, created_at, dhcp_host)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		v.UUID, v.MAC, v.InstanceUUID, v.NetworkID, v.Device, Now(), dhcpHost).Scan(&v.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, false, nil
 	}
@@ -202,6 +203,16 @@ func (t *Tx) VIFByID(ctx context.Context, id int64) (model.VIF, error) {
 		return v, model.Errorf(model.ErrNotFound, "virtual interface %d not found", id)
 	}
 	return v, err
+}
+
+// VIFDHCPHost returns the host whose dnsmasq serves the VIF.
+func (t *Tx) VIFDHCPHost(ctx context.Context, id int64) (string, error) {
+	var h string
+	err := t.QueryRow(ctx, `SELECT dhcp_host FROM virtual_interfaces WHERE id = ?`, id).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", model.Errorf(model.ErrNotFound, "virtual interface %d not found", id)
+	}
+	return h, err
 }
 
 func (t *Tx) vifs(ctx context.Context, where string, args ...any) ([]model.VIF, error) {

@@ -64,19 +64,28 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.dialect == Postgres {
+		// Servers starting together on an empty database take turns for
+		// the whole migration, creating schema_migrations included:
+		// CREATE TABLE IF NOT EXISTS is not safe against itself in
+		// PostgreSQL (two creators race on the catalog's unique index).
+		// The session lock lives on one connection held until the end.
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("connect for migration: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7424242)`); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(7424242)`)
+	}
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
 		err := s.Update(ctx, func(tx *Tx) error {
-			if tx.dialect == Postgres {
-				// Servers starting together against one database take
-				// turns; the lock ends with the transaction.
-				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7424242)`); err != nil {
-					return err
-				}
-			}
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 				return err

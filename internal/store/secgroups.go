@@ -76,6 +76,13 @@ func (t *Tx) InsertSecurityGroup(ctx context.Context, g model.SecurityGroup) (mo
 	return g, true, nil
 }
 
+// CountSecurityGroups counts a project's groups (its default one included).
+func (t *Tx) CountSecurityGroups(ctx context.Context, projectID string) (int, error) {
+	var n int
+	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM security_groups WHERE project_id = ?`, projectID).Scan(&n)
+	return n, err
+}
+
 // UpdateSecurityGroup renames or re-describes a group.
 func (t *Tx) UpdateSecurityGroup(ctx context.Context, id int64, name, description string) error {
 	_, err := t.Exec(ctx, `UPDATE security_groups SET name = ?, description = ? WHERE id = ?`, name, description, id)

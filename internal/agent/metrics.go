@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"novanet/internal/model"
+	"novanet/internal/plan"
+	"novanet/internal/version"
+)
+
+// Metrics are one agent's Prometheus metrics, named as kube-proxy names
+// its sync metrics. They are gathered by decorating the agent's API and
+// appliers (Instrument) plus one call in Sync, so the reconcile loop itself
+// knows nothing about them.
+type Metrics struct {
+	reg         *prometheus.Registry
+	syncs       *prometheus.HistogramVec
+	programming prometheus.Histogram
+	failures    *prometheus.CounterVec
+	drift       *prometheus.CounterVec
+	dnsStarts   prometheus.Counter
+	dnsReloads  prometheus.Counter
+	leases      *prometheus.CounterVec
+
+	mu        sync.Mutex          // protects the following
+	seen      map[int64]time.Time // revision -> when this agent first learnt of it
+	latest    int64
+	lastFW    *plan.Firewall // the firewall plan last applied without error
+	lastStart int
+	lastHUP   int
+}
+
+// DatapathCounters read the appliers' own counts, after an Apply in the
+// same goroutine: dnsmasq starts and SIGHUPs, iptables-restore runs.
+type DatapathCounters struct {
+	DnsmasqStarts, DnsmasqReloads, FirewallRestores func() int
+}
+
+// NewMetrics builds an agent's metrics on a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), seen: map[int64]time.Time{}}
+	buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m.syncs = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "novanet_agent_sync_duration_seconds", Help: "Time one sync took (plan and apply), by type: full (re-reads the kernel, drift repair) or light.",
+		Buckets: buckets,
+	}, []string{"type"})
+	m.programming = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "novanet_agent_network_programming_duration_seconds", Help: "From the API announcing a new revision of this host's state (watch or fetch) to the agent applying it without error.",
+		Buckets: buckets,
+	})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "novanet_agent_apply_failures_total", Help: "Failed applies by applier (sysctls, links, firewall, dnsmasq, release).",
+	}, []string{"applier"})
+	m.drift = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "novanet_agent_drift_repairs_total", Help: "Full syncs that had to rewrite the kernel although the plan had not changed (someone else changed it), by applier.",
+	}, []string{"applier"})
+	m.dnsStarts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "novanet_agent_dnsmasq_starts_total", Help: "dnsmasq processes the agent started (first starts, restarts after an exit or an argv change).",
+	})
+	m.dnsReloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "novanet_agent_dnsmasq_reloads_total", Help: "SIGHUPs sent to dnsmasq for removed or changed host entries.",
+	})
+	m.leases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "novanet_agent_lease_events_total", Help: "dnsmasq lease events forwarded to the API, by action (add, old, del) and result (ok, error).",
+	}, []string{"action", "result"})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "novanet_build_info", Help: "Always 1; the labels say which novanet runs."},
+		[]string{"version", "commit", "goversion"})
+	v := version.Get()
+	build.WithLabelValues(v.Version, v.Commit, v.GoVersion).Set(1)
+	m.reg.MustRegister(m.syncs, m.programming, m.failures, m.drift, m.dnsStarts, m.dnsReloads, m.leases, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// ObserveSync records one sync's duration; nil-safe.
+func (m *Metrics) ObserveSync(full bool, start time.Time) {
+	if m == nil {
+		return
+	}
+	t := "light"
+	if full {
+		t = "full"
+	}
+	m.syncs.WithLabelValues(t).Observe(time.Since(start).Seconds())
+}
+
+// Instrument wraps the agent's API and appliers so their calls feed the
+// metrics.
+func (m *Metrics) Instrument(api API, links Links, fw Firewall, dhcp DHCP, c DatapathCounters) (API, Links, Firewall, DHCP) {
+	return meteredAPI{api, m}, meteredLinks{links, m}, meteredFirewall{fw, m, c}, meteredDHCP{dhcp, m, c}
+}
+
+// revision notes that the API announced rev.
+func (m *Metrics) revision(rev int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rev > m.latest {
+		m.latest = rev
+		if _, ok := m.seen[rev]; !ok {
+			m.seen[rev] = time.Now()
+		}
+	}
+}
+
+// applied observes the programming latency of every announced revision up
+// to rev.
+func (m *Metrics) applied(rev int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for r, at := range m.seen {
+		if r <= rev {
+			m.programming.Observe(time.Since(at).Seconds())
+			delete(m.seen, r)
+		}
+	}
+}
+
+type meteredAPI struct {
+	API
+	m *Metrics
+}
+
+func (a meteredAPI) HostState(ctx context.Context, host string) (model.HostState, error) {
+	st, err := a.API.HostState(ctx, host)
+	if err == nil {
+		a.m.revision(st.Revision)
+	}
+	return st, err
+}
+
+func (a meteredAPI) WaitHost(ctx context.Context, host string, after int64, timeout time.Duration) (int64, error) {
+	rev, err := a.API.WaitHost(ctx, host, after, timeout)
+	if err == nil && rev > after {
+		a.m.revision(rev)
+	}
+	return rev, err
+}
+
+func (a meteredAPI) ReportApplied(ctx context.Context, host string, revision int64, problem string) error {
+	if problem == "" {
+		a.m.applied(revision)
+	}
+	return a.API.ReportApplied(ctx, host, revision, problem)
+}
+
+func (a meteredAPI) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
+	err := a.API.RecordLease(ctx, ev)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	a.m.leases.WithLabelValues(string(ev.Action), result).Inc()
+	return err
+}
+
+type meteredLinks struct {
+	Links
+	m *Metrics
+}
+
+func (l meteredLinks) ApplyBridges(ctx context.Context, bridges []plan.Bridge, full bool) error {
+	err := l.Links.ApplyBridges(ctx, bridges, full)
+	if err != nil {
+		l.m.failures.WithLabelValues("links").Inc()
+	}
+	return err
+}
+
+func (l meteredLinks) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
+	err := l.Links.ApplySysctls(ctx, sysctls)
+	if err != nil {
+		l.m.failures.WithLabelValues("sysctls").Inc()
+	}
+	return err
+}
+
+type meteredFirewall struct {
+	Firewall
+	m *Metrics
+	c DatapathCounters
+}
+
+func (f meteredFirewall) Apply(ctx context.Context, fw plan.Firewall, full bool) error {
+	before := count(f.c.FirewallRestores)
+	err := f.Firewall.Apply(ctx, fw, full)
+	if err != nil {
+		f.m.failures.WithLabelValues("firewall").Inc()
+		f.m.mu.Lock()
+		f.m.lastFW = nil
+		f.m.mu.Unlock()
+		return err
+	}
+	f.m.mu.Lock()
+	unchanged := f.m.lastFW != nil && reflect.DeepEqual(*f.m.lastFW, fw)
+	f.m.lastFW = &fw
+	f.m.mu.Unlock()
+	if full && unchanged && count(f.c.FirewallRestores) > before {
+		f.m.drift.WithLabelValues("firewall").Inc()
+	}
+	return nil
+}
+
+type meteredDHCP struct {
+	DHCP
+	m *Metrics
+	c DatapathCounters
+}
+
+func (d meteredDHCP) Apply(ctx context.Context, instances []plan.Dnsmasq) error {
+	err := d.DHCP.Apply(ctx, instances)
+	if err != nil {
+		d.m.failures.WithLabelValues("dnsmasq").Inc()
+	}
+	starts, hups := count(d.c.DnsmasqStarts), count(d.c.DnsmasqReloads)
+	d.m.mu.Lock()
+	ds, dh := starts-d.m.lastStart, hups-d.m.lastHUP
+	d.m.lastStart, d.m.lastHUP = starts, hups
+	d.m.mu.Unlock()
+	if ds > 0 {
+		d.m.dnsStarts.Add(float64(ds))
+	}
+	if dh > 0 {
+		d.m.dnsReloads.Add(float64(dh))
+	}
+	return err
+}
+
+func (d meteredDHCP) Release(ctx context.Context, bridge string, server netip.Addr, mac string, addr netip.Addr) error {
+	err := d.DHCP.Release(ctx, bridge, server, mac, addr)
+	if err != nil {
+		d.m.failures.WithLabelValues("release").Inc()
+	}
+	return err
+}
+
+func count(f func() int) int {
+	if f == nil {
+		return 0
+	}
+	return f()
+}
