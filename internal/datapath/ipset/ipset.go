@@ -48,6 +48,10 @@ func (s *Sets) Ensure(ctx context.Context, want []plan.AddrSet, full bool) error
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.load(ctx, full); err != nil {
+		if len(want) == 0 {
+			// A host without ipset (a network host) needs none.
+			return nil
+		}
 		return err
 	}
 	var b strings.Builder
@@ -88,6 +92,9 @@ func (s *Sets) Prune(ctx context.Context, want []plan.AddrSet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.load(ctx, false); err != nil {
+		if len(want) == 0 {
+			return nil // nothing could have been made without ipset
+		}
 		return err
 	}
 	var b strings.Builder
