@@ -16,7 +16,9 @@ import (
 	"novanet/internal/client"
 	"novanet/internal/config"
 	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/l2guard"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/plan"
@@ -135,7 +137,8 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if err != nil {
 		return err
 	}
-	fw := iptables.New()
+	rules := iptables.New()
+	fw := agent.NewInstanceFirewall(rules, ipset.New(), l2guard.New(), log)
 	floating, err := link.NewFloating(log)
 	if err != nil {
 		return err
@@ -148,7 +151,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	metrics := agent.NewMetrics()
 	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
 		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
-		FirewallRestores: func() int { return fw.Restores },
+		FirewallRestores: func() int { return rules.Restores },
 	})
 	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
 		return err
@@ -175,7 +178,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	errc := make(chan error, 1)
 	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
 	go leases.Forward(ctx)
-	startWatches(ctx, log, a, links, fw, dhcp)
+	startWatches(ctx, log, a, links, rules, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
 	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)

@@ -43,6 +43,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	}
 
 	o := lab.DefaultOptions()
+	var sameNet bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "create the namespaces, start serve and the agents, create the network",
@@ -56,6 +57,9 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("allow-same-net-traffic") {
+				o.AllowSameNetTraffic = &sameNet
+			}
 			return l.Up(cmd.Context(), self, o)
 		},
 	}
@@ -67,6 +71,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	f.StringVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "agents' full resync interval")
 	f.StringVar(&o.DHCPClient, "dhcp-client", o.DHCPClient, "DHCP client in VMs: udhcpc (busybox, as cirros) or dhclient")
 	f.StringVar(&o.FixedRange, "fixed-range", "10.0.0.0/24", "the VM network (the first address is the controller's bridge address)")
+	f.BoolVar(&sameNet, "allow-same-net-traffic", true, "allow_same_net_traffic: VMs of the network reach each other without a group rule")
 
 	var host, client, userData, keyName, keyFile string
 	boot := &cobra.Command{

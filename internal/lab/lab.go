@@ -67,6 +67,9 @@ type Options struct {
 	// FixedRange is the VM network (default 10.0.0.0/24; the bridge
 	// addresses and router follow it).
 	FixedRange string `json:"fixed_range"`
+	// AllowSameNetTraffic is nova's allow_same_net_traffic; nil keeps
+	// its default (true).
+	AllowSameNetTraffic *bool `json:"allow_same_net_traffic,omitempty"`
 }
 
 // DefaultOptions are the lab's defaults.
@@ -482,6 +485,7 @@ force_dhcp_release = %t
 fixed_ip_disassociate_timeout = %d
 dhcp_lease_time = 120
 send_arp_for_ha = true
+allow_same_net_traffic = %t
 
 [novanet]
 listen = %s
@@ -492,6 +496,7 @@ auth_token = %s
 agent_socket = %s/agent.sock
 resync_interval = %s
 `, h, hostIP[h], dir, public, routing, metadata, o.MultiHost, o.ForceDHCPRelease, o.DisassociateTimeout,
+			o.AllowSameNetTraffic == nil || *o.AllowSameNetTraffic,
 			apiAddr, dir, l.path("tokens"), apiAddr, agentTokens[h], dir, o.ResyncInterval)
 		if err := os.WriteFile(filepath.Join(dir, "novanet.conf"), []byte(conf), 0o600); err != nil {
 			return err

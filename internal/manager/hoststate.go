@@ -114,7 +114,7 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 			for _, g := range gs {
 				groupSet[g] = true
 			}
-			hn.Instances = append(hn.Instances, model.HostInstance{UUID: p.InstanceUUID, Hostname: p.Hostname, ProjectID: p.ProjectID,
+			hn.Instances = append(hn.Instances, model.HostInstance{UUID: p.InstanceUUID, VIFID: p.VIF.ID, Hostname: p.Hostname, ProjectID: p.ProjectID,
 				Address: p.Address.Address, MAC: p.MAC, Device: p.Device, SecurityGroups: gs})
 		}
 		sort.Slice(hn.DHCPHosts, func(i, j int) bool { return hn.DHCPHosts[i].Address.Less(hn.DHCPHosts[j].Address) })

@@ -55,11 +55,18 @@ func normalizeRule(r model.SecurityGroupRule, allowSource bool) (model.SecurityG
 	r.Protocol = strings.ToLower(strings.TrimSpace(r.Protocol))
 	switch r.Protocol {
 	case "":
+		if !r.CIDR.IsValid() && r.SourceGroupID == 0 {
+			// nova: "Not enough parameters to build a valid rule".
+			return r, model.Errorf(model.ErrInvalid, "a rule without a protocol needs a cidr or a source group to admit every protocol from: give ip_protocol (tcp, udp, icmp) with from_port/to_port, or a cidr or group_id")
+		}
 		if (r.FromPort != -1 && r.FromPort != 0) || (r.ToPort != -1 && r.ToPort != 0) {
 			return r, model.Errorf(model.ErrInvalid, "ports %d..%d given without a protocol: set protocol tcp or udp, or use -1", r.FromPort, r.ToPort)
 		}
 		r.FromPort, r.ToPort = -1, -1
 	case "tcp", "udp":
+		if r.FromPort <= 0 && r.ToPort <= 0 {
+			return r, model.Errorf(model.ErrInvalid, "a %s rule needs ports: give from_port and to_port (1..65535; the same number for one port)", r.Protocol)
+		}
 		if r.FromPort < 1 || r.FromPort > 65535 || r.ToPort < 1 || r.ToPort > 65535 {
 			return r, model.Errorf(model.ErrInvalid, "%s ports %d..%d are out of range: use 1..65535", r.Protocol, r.FromPort, r.ToPort)
 		}

@@ -66,7 +66,11 @@ type HostNetwork struct {
 
 // HostInstance is one local instance VIF.
 type HostInstance struct {
-	UUID           string     `json:"uuid"`
+	UUID string `json:"uuid"`
+	// VIFID is the interface's number, unique in the cluster: it names the
+	// instance chain (nova-compute-inst-<id>), which iptables limits to 28
+	// bytes, too few for a UUID.
+	VIFID          int64      `json:"vif_id,omitempty"`
 	Hostname       string     `json:"hostname"`
 	ProjectID      string     `json:"project_id"`
 	Address        netip.Addr `json:"address"`

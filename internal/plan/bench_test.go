@@ -20,6 +20,7 @@ func hostWithInstances(n int) (model.HostState, Options) {
 		addr := netip.AddrFrom4([4]byte{base[0], base[1] + byte(i/256), byte(i % 256), base[3]})
 		in := vm(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("vm-%d", i), addr.String(),
 			randomMAC(i), fmt.Sprintf("tap%011d", i))
+		in.VIFID = int64(i + 1) // as the server sends it: the instance firewall is planned
 		hn.Instances = append(hn.Instances, in)
 		hn.DHCPHosts = append(hn.DHCPHosts, dhcpHost(in))
 	}

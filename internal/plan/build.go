@@ -93,6 +93,7 @@ func Build(st model.HostState, o Options) (Plan, error) {
 		// FORWARD accepts above and the instance firewall act on it.
 		p.Sysctls = append(p.Sysctls, Sysctl{Key: "net.bridge.bridge-nf-call-iptables", Value: brNetfilter(nets)})
 	}
+	addInstanceFirewall(&p, nets, st.SecurityGroups, st.Options)
 	return p, nil
 }
 

@@ -48,9 +48,9 @@ func dhcpHost(in model.HostInstance) model.DHCPHost {
 }
 
 var (
-	vm1 = vm("0b1c5e6a-0000-4000-8000-000000000001", "cirros", "10.0.0.2", "fa:16:3e:2c:e8:ec", "tap0b1c5e6a-00")
-	vm2 = vm("0b1c5e6a-0000-4000-8000-000000000002", "vm-2", "10.0.0.3", "fa:16:3e:00:00:02", "tap0b1c5e6a-01")
-	vm3 = vm("0b1c5e6a-0000-4000-8000-000000000003", "vm-3", "10.0.0.5", "fa:16:3e:00:00:03", "tap0b1c5e6a-02")
+	vm1 = withVIF(vm("0b1c5e6a-0000-4000-8000-000000000001", "cirros", "10.0.0.2", "fa:16:3e:2c:e8:ec", "tap0b1c5e6a-00"), 9)
+	vm2 = withVIF(vm("0b1c5e6a-0000-4000-8000-000000000002", "vm-2", "10.0.0.3", "fa:16:3e:00:00:02", "tap0b1c5e6a-01"), 10)
+	vm3 = withVIF(vm("0b1c5e6a-0000-4000-8000-000000000003", "vm-3", "10.0.0.5", "fa:16:3e:00:00:03", "tap0b1c5e6a-02"), 11)
 )
 
 func controllerOptions() Options {
@@ -256,8 +256,8 @@ func TestSingleHostComputeHasNoGatewayRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pl.Dnsmasq) != 0 || len(pl.Sysctls) != 1 || pl.Sysctls[0].Key != "net.bridge.bridge-nf-call-iptables" {
-		t.Errorf("compute plans dnsmasq %v sysctls %v, want no dnsmasq and only br_netfilter on", pl.Dnsmasq, pl.Sysctls)
+	if len(pl.Dnsmasq) != 0 || len(pl.Sysctls) != 2 || pl.Sysctls[0].Key != "net.bridge.bridge-nf-call-iptables" || pl.Sysctls[1].Key != "net.netfilter.nf_conntrack_tcp_loose" {
+		t.Errorf("compute plans dnsmasq %v sysctls %v, want no dnsmasq, br_netfilter on and no loose conntrack pickup", pl.Dnsmasq, pl.Sysctls)
 	}
 	if len(pl.Bridges) != 1 || len(pl.Bridges[0].Addresses) != 0 || len(pl.Bridges[0].Ports) != 2 {
 		t.Fatalf("bridges = %+v", pl.Bridges)

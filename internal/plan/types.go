@@ -149,6 +149,11 @@ type FloatingAddr struct {
 // built-in chains.
 type Firewall struct {
 	Tables []Table `json:"tables"`
+	// Sets are the address sets rules name (SourceSet): one per source
+	// security group, updated in place (see instancefw.go).
+	Sets []AddrSet `json:"sets,omitempty"`
+	// Guard is the L2 anti-spoofing of instance ports (see l2guard.go).
+	Guard L2Guard `json:"l2_guard,omitzero"`
 }
 
 // Table is one iptables table ("filter", "nat").

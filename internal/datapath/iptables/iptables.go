@@ -171,10 +171,22 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	}
 
 	wantChains := map[string][]string{}
+	// The planner shares one rule slice among like instance chains:
+	// render each shared slice once (read only from here on).
+	rendered := map[*plan.Rule][]string{}
 	for _, c := range want.Chains {
+		if len(c.Rules) > 0 {
+			if specs, ok := rendered[&c.Rules[0]]; ok && len(specs) == len(c.Rules) {
+				wantChains[c.Name] = specs
+				continue
+			}
+		}
 		specs := make([]string, len(c.Rules))
 		for i, r := range c.Rules {
 			specs[i] = r.Spec()
+		}
+		if len(c.Rules) > 0 {
+			rendered[&c.Rules[0]] = specs
 		}
 		wantChains[c.Name] = specs
 	}
@@ -220,8 +232,18 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	b.WriteString("*" + want.Name + "\n")
 	// Declaring a chain in --noflush mode creates or flushes it, so
 	// rules in removed chains that jump elsewhere go away first.
+	edits := map[string][]string{} // existing chains changed in place
+	for _, n := range changed {
+		if have, ok := cur.chains[n]; ok {
+			if e := chainEdit(n, have, wantChains[n]); e != nil {
+				edits[n] = e
+			}
+		}
+	}
 	for _, n := range append(slices.Clone(changed), removed...) {
-		b.WriteString(":" + n + " - [0:0]\n")
+		if _, ok := edits[n]; !ok {
+			b.WriteString(":" + n + " - [0:0]\n")
+		}
 	}
 	for _, bi := range jumpFix {
 		for _, to := range ownJumps(cur.builtin[bi]) {
@@ -229,6 +251,10 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 		}
 	}
 	for _, n := range changed {
+		if e, ok := edits[n]; ok {
+			b.WriteString(strings.Join(e, "\n") + "\n")
+			continue
+		}
 		for _, spec := range wantChains[n] {
 			b.WriteString("-A " + n + " " + spec + "\n")
 		}

@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	"novanet/internal/datapath/conntrack"
+	"novanet/internal/datapath/ipset"
+	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/l2guard"
+	"novanet/internal/model"
+	"novanet/internal/nettest"
+	"novanet/internal/plan"
+)
+
+// protectedState is a compute host with n instances, all in group web
+// with three rules (tcp 22 from a CIDR, tcp 80 and icmp from web itself:
+// one source group of n members).
+func protectedState(n int) model.HostState {
+	st := hostState(n)
+	web := model.SecurityGroup{ID: 7, ProjectID: "demo", Name: "web", Rules: []model.SecurityGroupRule{
+		{ID: 1, GroupID: 7, Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: netip.MustParsePrefix("203.0.113.0/24")},
+		{ID: 2, GroupID: 7, Protocol: "tcp", FromPort: 80, ToPort: 80, SourceGroupID: 7},
+		{ID: 3, GroupID: 7, Protocol: "icmp", FromPort: -1, ToPort: -1, SourceGroupID: 7},
+	}}
+	hg := model.HostSecurityGroup{SecurityGroup: web}
+	for i := range st.Networks[0].Instances {
+		in := &st.Networks[0].Instances[i]
+		in.VIFID, in.SecurityGroups = int64(i+1), []int64{7}
+		hg.Members = append(hg.Members, in.Address)
+	}
+	st.SecurityGroups = []model.HostSecurityGroup{hg}
+	return st
+}
+
+func addProtected(st model.HostState, i int) model.HostState {
+	st = addInstance(st, i)
+	in := &st.Networks[0].Instances[len(st.Networks[0].Instances)-1]
+	in.VIFID, in.SecurityGroups = int64(i+1), []int64{7}
+	g := st.SecurityGroups[0]
+	g.Members = append(g.Members[:len(g.Members):len(g.Members)], in.Address)
+	st.SecurityGroups = []model.HostSecurityGroup{g}
+	return st
+}
+
+func firewallOf(b *testing.B, st model.HostState) plan.Firewall {
+	p, err := plan.Build(st, plan.Options{Host: st.Host, FlatInterface: "eth2", PublicInterface: "eth0", RoutingSourceIP: netip.MustParseAddr("192.0.2.10")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p.Firewall
+}
+
+// BenchmarkFirewallAddProtectedInstance: the iptables driver's cost of
+// one more protected instance (its chain, its jump, a set element, its
+// guard chain and map element) on a host that protects n: InstanceFirewall.Apply
+// with the real appliers in a namespace. The instance is removed again
+// outside the timer, so every iteration is the same change.
+func BenchmarkFirewallAddProtectedInstance(b *testing.B) {
+	nettest.RequireRoot(b, "iptables-restore", "ipset")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnfw")
+			h, err := netns.GetFromName(ns)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			rules, sets, guard := iptables.New(), ipset.New(), l2guard.New()
+			rules.Netns, sets.Netns, guard.NetNS = ns, ns, int(h)
+			f := NewInstanceFirewall(rules, sets, guard, nil)
+			// Revocations on removal would run conntrack here, outside
+			// the namespace: count them instead.
+			f.revoke = func(_ context.Context, fs []conntrack.Filter) (int, error) { return len(fs), nil }
+			ctx := context.Background()
+			base := protectedState(n)
+			prev, next := firewallOf(b, base), firewallOf(b, addProtected(base, n))
+			if err := f.Apply(ctx, prev, true); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := f.Apply(ctx, next, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := f.Apply(ctx, prev, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkGuardAddPort: the L2 guard's part alone (one netlink
+// transaction: a chain of 15 rules and a verdict-map element).
+func BenchmarkGuardAddPort(b *testing.B) {
+	nettest.RequireRoot(b, "nft")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnl2")
+			h, err := netns.GetFromName(ns)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			g := l2guard.New()
+			g.NetNS = int(h)
+			base := protectedState(n)
+			prev, next := firewallOf(b, base).Guard, firewallOf(b, addProtected(base, n)).Guard
+			if err := g.Apply(prev, true); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := g.Apply(next, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := g.Apply(prev, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkBaselineBareRestore: one iptables-restore --noflush exec that
+// changes nothing, the floor any iptables driver pays per change.
+func BenchmarkBaselineBareRestore(b *testing.B) {
+	nettest.RequireRoot(b, "iptables-restore")
+	for _, n := range []int{100, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnbare")
+			restore(b, ns, novaTable(n))
+			for b.Loop() {
+				restore(b, ns, "*filter\nCOMMIT\n", "-w", "--noflush")
+			}
+		})
+	}
+}
+
+// BenchmarkBaselineMinimalRestore: the least an iptables-restore driver
+// can send for one new instance on a host holding nova's table for n:
+// one --noflush restore declaring a chain with one rule and appending its
+// jump (removed again outside the timer).
+func BenchmarkBaselineMinimalRestore(b *testing.B) {
+	nettest.RequireRoot(b, "iptables-restore")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnmin")
+			restore(b, ns, novaTable(n))
+			add := "*filter\n:nova-compute-inst-x - [0:0]\n-A nova-compute-inst-x -j ACCEPT\n-A nova-compute-local -d 10.255.0.1/32 -j nova-compute-inst-x\nCOMMIT\n"
+			del := "*filter\n-D nova-compute-local -d 10.255.0.1/32 -j nova-compute-inst-x\n-F nova-compute-inst-x\n-X nova-compute-inst-x\nCOMMIT\n"
+			b.ResetTimer()
+			for range b.N {
+				restore(b, ns, add, "-w", "--noflush")
+				b.StopTimer()
+				restore(b, ns, del, "-w", "--noflush")
+				b.StartTimer()
+			}
+		})
+	}
+}
