@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"novanet/internal/lab"
+	"novanet/internal/model"
 	"novanet/internal/netnsdo"
 )
 
@@ -172,6 +173,18 @@ func testFloating(t *testing.T, multi bool) {
 	servers := map[string]*echoServer{}
 	for _, vm := range []lab.VM{vm1, vm2, vm3} {
 		servers[vm.Name] = serveIn(t, l, vm.Name, port)
+	}
+
+	// As in nova, a floating address only forwards what the instance's
+	// groups let in: open the echo port and ping to everyone.
+	def := defaultGroup(t, l)
+	for _, r := range []model.SecurityGroupRule{
+		{GroupID: def.ID, Protocol: "icmp", FromPort: -1, ToPort: -1, CIDR: netip.MustParsePrefix("0.0.0.0/0")},
+		{GroupID: def.ID, Protocol: "tcp", FromPort: port, ToPort: port, CIDR: netip.MustParsePrefix("0.0.0.0/0")},
+	} {
+		if _, err := l.Client().CreateSecurityGroupRule(ctx, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	addrsBefore, natBefore, _ := natSnapshot(t, l, natHost, iface, netip.MustParseAddr("198.51.100.1"), vm1.Address)
