@@ -98,8 +98,12 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 // suspicion is what changed in one hosts directory behind the
 // supervisor's back.
 type suspicion struct {
-	all   bool            // re-read the whole directory
-	files map[string]bool // re-read these files
+	all bool // re-read the whole directory
+	// dirGone: the watch saw the hosts directory removed. A recreated
+	// directory can reuse the old inode number, so the inode alone does
+	// not prove dnsmasq still watches the directory that is there.
+	dirGone bool
+	files   map[string]bool // re-read these files
 }
 
 func (s *Supervisor) suspectFor(name string) *suspicion {
@@ -166,8 +170,9 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 	ino := inode(d.HostsDir)
 	if s.dirIno[d.Name] == 0 {
 		s.dirIno[d.Name] = ino // adopted: the directory it runs with
+		s.noteRunDir(d.Name, d.HostsDir)
 	}
-	newDir := ino != s.dirIno[d.Name]
+	newDir := ino != s.dirIno[d.Name] || s.suspectFor(d.Name).dirGone
 	if newDir {
 		s.suspectFor(d.Name).all = true
 	}
@@ -233,6 +238,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 	}
 	s.started[d.Name] = time.Now()
 	s.dirIno[d.Name] = ino
+	s.noteRunDir(d.Name, d.HostsDir)
 	if running {
 		s.changed("dnsmasq %s had a different command line: restarted", d.Name)
 	} else if !newDir {

@@ -23,6 +23,9 @@ type hostsWatch struct {
 	// parents: watch descriptor -> hosts dir base name -> dnsmasq name.
 	parents map[int]map[string]string
 	paths   map[string]int // watched path -> descriptor
+	// runDir: dnsmasq name -> the descriptor of the hosts directory its
+	// running dnsmasq was started with (or adopted on).
+	runDir map[string]int
 }
 
 const (
@@ -43,9 +46,12 @@ func (s *Supervisor) WatchHosts(ctx context.Context, notify func(reason string))
 		return fmt.Errorf("inotify: %w", err)
 	}
 	s.mu.Lock()
-	s.watch = &hostsWatch{fd: fd, dirs: map[int]string{}, parents: map[int]map[string]string{}, paths: map[string]int{}}
+	s.watch = &hostsWatch{fd: fd, dirs: map[int]string{}, parents: map[int]map[string]string{}, paths: map[string]int{}, runDir: map[string]int{}}
 	for name, p := range s.applied {
 		s.watchHostsDir(name, p.hostsDir)
+		if ino := s.dirIno[name]; ino != 0 && inode(p.hostsDir) == ino {
+			s.noteRunDir(name, p.hostsDir)
+		}
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -149,6 +155,12 @@ func (s *Supervisor) hostsEvents(buf []byte) []string {
 					}
 				}
 				s.suspectFor(name).all = true
+				if w.runDir[name] == wd {
+					// The directory dnsmasq watches is gone, whatever
+					// inode number its replacement gets.
+					s.suspectFor(name).dirGone = true
+					delete(w.runDir, name)
+				}
 				add("hosts directory of " + name + " was removed")
 			case file != "" && !strings.HasPrefix(file, "."):
 				s.suspectFor(name).files[file] = true
@@ -207,4 +219,14 @@ func logTail(d plan.Dnsmasq) string {
 		lines = lines[len(lines)-3:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// noteRunDir records that name's dnsmasq runs with the hosts directory
+// now at dir. Callers hold s.mu.
+func (s *Supervisor) noteRunDir(name, dir string) {
+	if w := s.watch; w != nil {
+		if wd, ok := w.paths[dir]; ok {
+			w.runDir[name] = wd
+		}
+	}
 }
