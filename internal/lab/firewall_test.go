@@ -245,7 +245,7 @@ func pingOnce(l *lab.Lab, from, to string) error {
 	return err
 }
 
-// dialFrom connects from inside a lab namespace (the socket keeps it).
+// dialTCPFrom connects from inside a lab namespace (the socket keeps it).
 func dialTCPFrom(l *lab.Lab, from, addr string, timeout time.Duration) (net.Conn, error) {
 	ns, err := l.Namespace(from)
 	if err != nil {
@@ -254,7 +254,7 @@ func dialTCPFrom(l *lab.Lab, from, addr string, timeout time.Duration) (net.Conn
 	var c net.Conn
 	err = netnsdo.Do(ns, func() error {
 		var err error
-		c, err = net.DialTimeout("tcp", addr, timeout)
+		c, err = net.DialTimeout("tcp4", addr, timeout)
 		return err
 	})
 	return c, err

@@ -80,16 +80,7 @@ type conn struct {
 }
 
 func dialFrom(l *lab.Lab, from, addr string, timeout time.Duration) (*conn, error) {
-	ns, err := l.Namespace(from)
-	if err != nil {
-		return nil, err
-	}
-	var c net.Conn
-	err = netnsdo.Do(ns, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp4", addr, timeout)
-		return err
-	})
+	c, err := dialTCPFrom(l, from, addr, timeout)
 	if err != nil {
 		return nil, err
 	}
