@@ -129,7 +129,7 @@ func BuildGuestImage() (GuestImage, error) {
 func checkStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("guest busybox %s: %w", path, err)
+		return fmt.Errorf("guest busybox %s: %w (apt-get install busybox-static)", path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {

@@ -1014,7 +1014,11 @@ func (l *Lab) WaitLease(ctx context.Context, name string, d time.Duration) (Leas
 		return err == nil && lease.Address != ""
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("VM %s got no DHCP lease within %s: see %s", name, d.Round(time.Second), l.path("vms", name, "dhcp-client.log"))
+		log := l.path("vms", name, "dhcp-client.log")
+		if _, err := os.Stat(l.path("vms", name, "console.log")); err == nil {
+			log = l.path("vms", name, "console.log") // a QEMU guest's
+		}
+		return Lease{}, fmt.Errorf("VM %s got no DHCP lease within %s: see %s", name, d.Round(time.Second), log)
 	}
 	return lease, nil
 }

@@ -24,14 +24,26 @@ const QEMUClient = "qemu"
 // QEMUBinary is the emulator `lab boot --qemu` runs.
 var QEMUBinary = "qemu-system-x86_64"
 
+// QEMUMissing says what this machine lacks for QEMU guests (nil when
+// nothing).
+func QEMUMissing() error {
+	if _, err := exec.LookPath(QEMUBinary); err != nil {
+		return fmt.Errorf("--qemu needs %s: apt-get install qemu-system-x86 (scripts/install-deps.sh does)", QEMUBinary)
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("--qemu needs /dev/net/tun for the guest's tap: %w", err)
+	}
+	if _, _, err := FindGuestKernel(); err != nil {
+		return err
+	}
+	return checkStatic(BusyboxPath)
+}
+
 // CheckQEMU says what is missing for QEMU guests, before anything is
 // allocated, and builds (or finds cached) the guest image.
 func CheckQEMU() (GuestImage, error) {
-	if _, err := exec.LookPath(QEMUBinary); err != nil {
-		return GuestImage{}, fmt.Errorf("--qemu needs %s: apt-get install qemu-system-x86 (scripts/install-deps.sh does)", QEMUBinary)
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return GuestImage{}, fmt.Errorf("--qemu needs /dev/net/tun for the guest's tap: %w", err)
+	if err := QEMUMissing(); err != nil {
+		return GuestImage{}, err
 	}
 	return BuildGuestImage()
 }
