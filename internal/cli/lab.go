@@ -227,6 +227,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 		},
 	}
 	cmd.AddCommand(up, boot, del, execCmd, status, down)
+	cmd.AddCommand(labConsoleCommand(open))
 	return cmd
 }
 

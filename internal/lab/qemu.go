@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -153,6 +154,9 @@ func (l *Lab) stopQEMU(vm VM) {
 
 // Console returns what a QEMU guest printed on its serial console.
 func (l *Lab) Console(name string) (string, error) {
+	if !slices.ContainsFunc(l.st.VMs, func(v VM) bool { return v.Name == name }) {
+		return "", fmt.Errorf("no VM %s in lab %s", name, l.Name)
+	}
 	b, err := os.ReadFile(l.path("vms", name, "console.log"))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("VM %s has no console (only QEMU guests, booted with --qemu, have one)", name)

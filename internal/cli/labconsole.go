@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"novanet/internal/lab"
+)
+
+// labConsoleCommand is `lab console NAME`: what a QEMU guest printed on
+// its serial console (its boot, leases and ping of the router).
+func labConsoleCommand(open func(*cobra.Command) (*lab.Lab, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "console NAME",
+		Short: "print a QEMU guest's serial console (boot --qemu)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			out, err := l.Console(args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), out)
+			return err
+		},
+	}
+}
