@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestQEMUGuest(t *testing.T) {
 	}
 	t.Logf("two QEMU guests leased in %s", time.Since(start).Round(100*time.Millisecond))
 	for _, vm := range vms {
-		checkQEMUGuest(t, l, vm)
+		checkQEMUGuest(t, l, vm, "10.0.0.1", "controller")
 	}
 
 	a, b := vms[0], vms[1]
@@ -67,13 +68,15 @@ func TestQEMUGuest(t *testing.T) {
 	}
 }
 
-func checkQEMUGuest(t *testing.T, l *lab.Lab, vm lab.VM) {
+// checkQEMUGuest checks a leased QEMU guest whose router is gateway, an
+// address on gatewayHost's br100.
+func checkQEMUGuest(t *testing.T, l *lab.Lab, vm lab.VM, gateway, gatewayHost string) {
 	t.Helper()
 	if vm.Client != lab.QEMUClient || vm.ClientPID <= 0 {
 		t.Fatalf("%s: client %q pid %d, want a QEMU process", vm.Name, vm.Client, vm.ClientPID)
 	}
 	// QEMU runs in the compute host's namespace and made the tap there.
-	c1, err := l.Namespace("compute-1")
+	c1, err := l.Namespace(vm.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,22 +87,22 @@ func checkQEMUGuest(t *testing.T, l *lab.Lab, vm lab.VM) {
 	if !strings.Contains(string(cmdline), "ifname="+vm.Device+",script=no") || !strings.Contains(string(cmdline), "mac="+vm.MAC) {
 		t.Errorf("QEMU of %s was not given tap %s and MAC %s: %q", vm.Name, vm.Device, vm.MAC, cmdline)
 	}
-	link := in(t, l, "compute-1", "ip", "-o", "link", "show", "dev", vm.Device)
+	link := in(t, l, vm.Host, "ip", "-o", "link", "show", "dev", vm.Device)
 	if !strings.Contains(link, "master br100") || !strings.Contains(link, "fe"+vm.MAC[2:]) {
 		t.Errorf("%s's tap is not on br100 with MAC fe%s: %s", vm.Name, vm.MAC[2:], link)
 	}
 	// The guest's frames come through that tap with the VIF's MAC.
-	if fdb := in(t, l, "compute-1", "bridge", "fdb", "show", "dev", vm.Device); !strings.Contains(fdb, vm.MAC) {
+	if fdb := in(t, l, vm.Host, "bridge", "fdb", "show", "dev", vm.Device); !strings.Contains(fdb, vm.MAC) {
 		t.Errorf("br100 never learned %s's MAC %s on %s:\n%s", vm.Name, vm.MAC, vm.Device, fdb)
 	}
 
 	lease, err := l.LeaseOf(vm.Name)
-	if err != nil || lease.Address != vm.Address || lease.Router != "10.0.0.1" || lease.DNS != "10.0.0.1" || lease.Server != "10.0.0.1" {
-		t.Errorf("%s's guest lease %+v (%v), want %s via 10.0.0.1 from 10.0.0.1", vm.Name, lease, err, vm.Address)
+	if err != nil || lease.Address != vm.Address || lease.Router != gateway || lease.DNS != gateway || lease.Server != gateway {
+		t.Errorf("%s's guest lease %+v (%v), want %s via %s from %s", vm.Name, lease, err, vm.Address, gateway, gateway)
 	}
 	waitFixed(t, l, vm.Address, func(leased bool) bool { return leased }, "leased")
 
-	want := "novanet-ping: 10.0.0.1 ok"
+	want := "novanet-ping: " + gateway + " ok"
 	var console string
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(console, want) && time.Now().Before(deadline) {
@@ -110,8 +113,8 @@ func checkQEMUGuest(t *testing.T, l *lab.Lab, vm lab.VM) {
 		t.Errorf("%s never printed %q; its console:\n%s", vm.Name, want, tail(console, 3000))
 	}
 	// And the other way: the gateway host reaches the guest.
-	if err := ping(l, "controller", vm.Address); err != nil {
-		t.Errorf("controller cannot ping the QEMU guest %s at %s: %v", vm.Name, vm.Address, err)
+	if err := ping(l, gatewayHost, vm.Address); err != nil {
+		t.Errorf("%s cannot ping the QEMU guest %s at %s: %v", gatewayHost, vm.Name, vm.Address, err)
 	}
 }
 
@@ -142,4 +145,33 @@ func logConsoles(t *testing.T, l *lab.Lab, names ...string) {
 			t.Logf("--- console of %s\n%s", n, tail(out, 2000))
 		}
 	}
+}
+
+// TestQEMUGuestMultiHost boots a QEMU guest on compute-2 of a multi-host
+// lab: compute-2's own dnsmasq leases it and its router is compute-2's
+// bridge address.
+func TestQEMUGuestMultiHost(t *testing.T) {
+	requireLab(t)
+	if err := lab.QEMUMissing(); err != nil {
+		t.Skipf("QEMU guests: %v", err)
+	}
+	o := fastOptions()
+	o.MultiHost = true
+	l := up(t, o)
+	vms, err := l.BootMany(context.Background(), []lab.VMSpec{{Name: "qm", Host: "compute-2", QEMU: true}}, 90*time.Second)
+	if err != nil {
+		logConsoles(t, l, "qm")
+		t.Fatal(err)
+	}
+	br := in(t, l, "compute-2", "ip", "-4", "-o", "addr", "show", "br100")
+	f := strings.Fields(br)
+	i := slices.Index(f, "inet")
+	if i < 0 || i+1 >= len(f) {
+		t.Fatalf("compute-2's br100 has no address: %s", br)
+	}
+	gateway, _, _ := strings.Cut(f[i+1], "/")
+	if gateway == "10.0.0.1" {
+		t.Fatalf("compute-2's br100 carries the controller's 10.0.0.1: %s", br)
+	}
+	checkQEMUGuest(t, l, vms[0], gateway, "compute-2")
 }
