@@ -117,12 +117,15 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 
 	execCmd := &cobra.Command{
 		Use:   "exec HOST|VM -- COMMAND...",
-		Short: "run a command inside a host's or VM's namespace",
+		Short: "run a command inside a host's or VM's namespace (or a QEMU guest)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := open(cmd)
 			if err != nil {
 				return err
+			}
+			if l.IsQEMUGuest(args[0]) {
+				return execInQEMUGuest(cmd, l, args[0], args[1:])
 			}
 			ns, err := l.Namespace(args[0])
 			if err != nil {

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,4 +31,22 @@ func labConsoleCommand(open func(*cobra.Command) (*lab.Lab, error)) *cobra.Comma
 			return err
 		},
 	}
+}
+
+// execInQEMUGuest runs argv in a QEMU guest over its command channel
+// (a shell line, each argument quoted) and exits with its status.
+func execInQEMUGuest(cmd *cobra.Command, l *lab.Lab, name string, argv []string) error {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	out, rc, err := l.GuestExec(cmd.Context(), name, strings.Join(quoted, " "), 60*time.Second)
+	fmt.Fprint(cmd.OutOrStdout(), out)
+	if err != nil {
+		return err
+	}
+	if rc != 0 {
+		os.Exit(rc)
+	}
+	return nil
 }

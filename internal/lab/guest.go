@@ -264,6 +264,18 @@ ip link set lo up
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 ip link set eth0 up
+# The lab's command channel on the second serial port: a line "ID
+# COMMAND" runs COMMAND, its output comes back followed by "novanet-done
+# ID STATUS".
+if [ -e /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 2>/dev/null; then
+	(
+		while IFS= read -r line; do
+			id="${line%%%% *}"
+			sh -c "${line#* }" < /dev/null 2>&1
+			echo "novanet-done $id $?"
+		done
+	) < /dev/ttyS1 > /dev/ttyS1 &
+fi
 echo "novanet-guest: $name booted, eth0 $(cat /sys/class/net/eth0/address)"
 while true; do
 	udhcpc -f -i eth0 -s /bin/dhcp-event -t 60 -T 1 -A 1 -x hostname:"$name"

@@ -185,7 +185,7 @@ func (l *Lab) Namespace(target string) (string, error) {
 	}
 	for _, vm := range l.st.VMs {
 		if vm.Name == target && vm.Client == QEMUClient {
-			return "", fmt.Errorf("VM %s is a QEMU guest with no namespace of its own: see what it printed with `novanet lab console --name %s %s`", vm.Name, l.Name, vm.Name)
+			return "", fmt.Errorf("VM %s is a QEMU guest with no namespace of its own: run commands in it with `novanet lab exec --name %s %s -- COMMAND`", vm.Name, l.Name, vm.Name)
 		}
 		if vm.Name == target {
 			return l.vmNS(vm.Name), nil

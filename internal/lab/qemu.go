@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +62,7 @@ func (l *Lab) qemuArgs(vm VM, img GuestImage) []string {
 		"-kernel", img.Kernel, "-initrd", img.Initramfs,
 		"-append", "console=ttyS0 panic=-1 quiet novanet.hostname=" + vm.Name,
 		"-serial", "file:" + filepath.Join(dir, "console.log"),
+		"-chardev", "socket,id=cmd,path=" + filepath.Join(dir, "cmd.sock") + ",server=on,wait=off", "-serial", "chardev:cmd",
 		"-netdev", "tap,id=vif0,ifname=" + vm.Device + ",script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=vif0,mac=" + vm.MAC}
 }
@@ -208,4 +211,47 @@ func (l *Lab) qemuImageFor(specs []VMSpec) (GuestImage, error) {
 	}
 	l.printf("lab %s: QEMU guest: kernel %s, initramfs %s", l.Name, img.Kernel, img.Initramfs)
 	return img, nil
+}
+
+// GuestExec runs a shell command line inside a QEMU guest over its
+// command channel (the second serial port) and returns its output (stdout
+// and stderr together) and exit status.
+func (l *Lab) GuestExec(ctx context.Context, name, command string, timeout time.Duration) (string, int, error) {
+	i := slices.IndexFunc(l.st.VMs, func(v VM) bool { return v.Name == name })
+	if i < 0 || l.st.VMs[i].Client != QEMUClient {
+		return "", 0, fmt.Errorf("no QEMU guest %s in lab %s", name, l.Name)
+	}
+	if strings.ContainsAny(command, "\n\r") {
+		return "", 0, errors.New("the guest's command channel takes one line: join the command with ; or &&")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", l.path("vms", name, "cmd.sock"))
+	if err != nil {
+		return "", 0, fmt.Errorf("command channel of %s: %w", name, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	id := token()[:12]
+	if _, err := fmt.Fprintf(conn, "%s %s\n", id, command); err != nil {
+		return "", 0, err
+	}
+	done := "novanet-done " + id + " "
+	var out strings.Builder
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if rest, ok := strings.CutPrefix(line, done); ok {
+			rc, _ := strconv.Atoi(strings.TrimSpace(rest))
+			return out.String(), rc, nil
+		}
+		out.WriteString(line)
+		if err != nil {
+			return out.String(), 0, fmt.Errorf("%s: no answer from the guest within %s (is it booted? see `novanet lab console --name %s %s`): %w", name, timeout, l.Name, name, err)
+		}
+	}
+}
+
+// IsQEMUGuest reports whether name is a VM of this lab booted with --qemu.
+func (l *Lab) IsQEMUGuest(name string) bool {
+	return slices.ContainsFunc(l.st.VMs, func(v VM) bool { return v.Name == name && v.Client == QEMUClient })
 }

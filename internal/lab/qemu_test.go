@@ -48,6 +48,18 @@ func TestQEMUGuest(t *testing.T) {
 	}
 
 	a, b := vms[0], vms[1]
+	// Inside the guest, over its command channel: its address, its
+	// neighbour on the same bridge and the outside world through the
+	// controller's SNAT.
+	if out := guestRun(t, l, a.Name, "ip -4 -o addr show dev eth0"); !strings.Contains(out, "inet "+a.Address+"/24") {
+		t.Errorf("%s's eth0 lacks %s/24: %s", a.Name, a.Address, out)
+	}
+	guestRun(t, l, a.Name, "ping -c 1 -W 3 "+b.Address)
+	guestRun(t, l, a.Name, "ping -c 1 -W 3 203.0.113.254")
+	if out, rc, err := l.GuestExec(ctx, a.Name, "exit 7", 10*time.Second); err != nil || rc != 7 {
+		t.Errorf("exit 7 in %s: status %d (%v) %q, want 7", a.Name, rc, err, out)
+	}
+
 	if err := l.Delete(ctx, a.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -174,4 +186,14 @@ func TestQEMUGuestMultiHost(t *testing.T) {
 		t.Fatalf("compute-2's br100 carries the controller's 10.0.0.1: %s", br)
 	}
 	checkQEMUGuest(t, l, vms[0], gateway, "compute-2")
+}
+
+// guestRun runs a shell line in a QEMU guest and fails t unless it exits 0.
+func guestRun(t *testing.T, l *lab.Lab, vm, line string) string {
+	t.Helper()
+	out, rc, err := l.GuestExec(context.Background(), vm, line, 20*time.Second)
+	if err != nil || rc != 0 {
+		t.Errorf("%s in %s: status %d, %v:\n%s", line, vm, rc, err, out)
+	}
+	return out
 }
