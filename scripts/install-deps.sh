@@ -6,11 +6,15 @@ export DEBIAN_FRONTEND=noninteractive
 if [ "${NOVANET_SKIP_APT_UPDATE:-}" != 1 ]; then
   apt-get update -qq
 fi
+# busybox-static (udhcpc for the lab's VMs) replaces busybox: the two
+# conflict, and QEMU guests need a static one in their initramfs. QEMU and
+# a cloud kernel are for `novanet lab boot --qemu` and its test.
 apt-get install -y -qq --no-install-recommends \
   iproute2 procps iptables nftables ebtables ipset conntrack \
-  dnsmasq-base dnsmasq-utils busybox isc-dhcp-client \
+  dnsmasq-base dnsmasq-utils busybox-static isc-dhcp-client \
   tcpdump iputils-ping postgresql ca-certificates curl wrk \
-  systemd python3-openstackclient >/dev/null
+  systemd python3-openstackclient \
+  qemu-system-x86 linux-image-cloud-amd64 >/dev/null
 # Go: the build machines come with it at /usr/local/go. Elsewhere, fetch
 # the version go.mod names from go.dev and check it against its published
 # SHA-256 (Debian 12's golang package is far too old for this module).

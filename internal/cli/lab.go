@@ -74,6 +74,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	f.BoolVar(&sameNet, "allow-same-net-traffic", true, "allow_same_net_traffic: VMs of the network reach each other without a group rule")
 
 	var host, client, userData, keyName, keyFile string
+	var useQEMU bool
 	boot := &cobra.Command{
 		Use:   "boot NAME",
 		Short: "boot a VM on a compute host and wait for its DHCP lease",
@@ -87,13 +88,19 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if err != nil {
 				return err
 			}
-			_, err = l.BootMany(cmd.Context(), []lab.VMSpec{spec}, 20*time.Second)
+			wait := 20 * time.Second
+			if useQEMU {
+				// An emulated (TCG) guest boots its kernel before asking.
+				spec.QEMU, wait = true, 90*time.Second
+			}
+			_, err = l.BootMany(cmd.Context(), []lab.VMSpec{spec}, wait)
 			return err
 		},
 	}
 	boot.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
 	boot.Flags().StringVar(&client, "dhcp-client", "", "udhcpc or dhclient (default: the one given at up)")
 	addMetadataBootFlags(boot, &userData, &keyName, &keyFile)
+	boot.Flags().BoolVar(&useQEMU, "qemu", false, "boot a real Linux guest under QEMU (its tap made by QEMU, as libvirt does) instead of a namespace")
 
 	del := &cobra.Command{
 		Use:   "delete NAME",
@@ -110,12 +117,15 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 
 	execCmd := &cobra.Command{
 		Use:   "exec HOST|VM -- COMMAND...",
-		Short: "run a command inside a host's or VM's namespace",
+		Short: "run a command inside a host's or VM's namespace (or a QEMU guest)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := open(cmd)
 			if err != nil {
 				return err
+			}
+			if l.IsQEMUGuest(args[0]) {
+				return execInQEMUGuest(cmd, l, args[0], args[1:])
 			}
 			ns, err := l.Namespace(args[0])
 			if err != nil {
@@ -220,6 +230,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 		},
 	}
 	cmd.AddCommand(up, boot, del, execCmd, status, down)
+	cmd.AddCommand(labConsoleCommand(open))
 	return cmd
 }
 

@@ -184,6 +184,9 @@ func (l *Lab) Namespace(target string) (string, error) {
 		return ns, nil
 	}
 	for _, vm := range l.st.VMs {
+		if vm.Name == target && vm.Client == QEMUClient {
+			return "", fmt.Errorf("VM %s is a QEMU guest with no namespace of its own: run commands in it with `novanet lab exec --name %s %s -- COMMAND`", vm.Name, l.Name, vm.Name)
+		}
 		if vm.Name == target {
 			return l.vmNS(vm.Name), nil
 		}
@@ -675,6 +678,8 @@ func (l *Lab) Boot(ctx context.Context, name, host string) (VM, error) {
 type VMSpec struct {
 	Name, Host, Client         string
 	UserData, KeyName, KeyData string
+	// QEMU boots a real guest under QEMU instead of a namespace (qemu.go).
+	QEMU bool
 }
 
 // BootMany boots VMs at once (API boots in parallel, plugs, DHCP clients)
@@ -712,6 +717,10 @@ func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) 
 		}
 		seen[sp.Name] = true
 	}
+	img, err := l.qemuImageFor(specs)
+	if err != nil {
+		return nil, err
+	}
 	vms := make([]VM, len(specs))
 	errs := make([]error, len(specs))
 	c := l.Client()
@@ -735,6 +744,12 @@ func (l *Lab) BootMany(ctx context.Context, specs []VMSpec, wait time.Duration) 
 			}
 			vm := VM{Name: sp.Name, UUID: d.UUID, Host: sp.Host, MAC: d.VIFs[0].MAC, Device: d.VIFs[0].Device,
 				Address: d.FixedIPs[0].Address.String(), Client: cmp.Or(sp.Client, l.st.Options.DHCPClient, "udhcpc")}
+			if sp.QEMU {
+				vm.Client = QEMUClient
+				vm.ClientPID, errs[i] = l.startQEMU(vm, img)
+				vms[i] = vm
+				return
+			}
 			if err := l.plug(vm); err != nil {
 				errs[i] = err
 				vms[i] = vm
@@ -967,10 +982,17 @@ type Lease struct {
 
 // LeaseOf reads the VM's last lease ("" Address when it has none).
 func (l *Lab) LeaseOf(name string) (Lease, error) {
+	if lease, ok, err := l.consoleLease(name); ok {
+		return lease, err
+	}
 	b, err := os.ReadFile(l.path("vms", name, "lease"))
 	if err != nil {
 		return Lease{}, err
 	}
+	return parseLease(b)
+}
+
+func parseLease(b []byte) (Lease, error) {
 	f := strings.Fields(string(b))
 	if len(f) < 5 {
 		return Lease{}, fmt.Errorf("short lease record %q", b)
@@ -992,7 +1014,11 @@ func (l *Lab) WaitLease(ctx context.Context, name string, d time.Duration) (Leas
 		return err == nil && lease.Address != ""
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("VM %s got no DHCP lease within %s: see %s", name, d.Round(time.Second), l.path("vms", name, "dhcp-client.log"))
+		log := l.path("vms", name, "dhcp-client.log")
+		if _, err := os.Stat(l.path("vms", name, "console.log")); err == nil {
+			log = l.path("vms", name, "console.log") // a QEMU guest's
+		}
+		return Lease{}, fmt.Errorf("VM %s got no DHCP lease within %s: see %s", name, d.Round(time.Second), log)
 	}
 	return lease, nil
 }
@@ -1037,6 +1063,11 @@ func (l *Lab) Delete(ctx context.Context, name string) error {
 }
 
 func (l *Lab) unplug(vm VM) {
+	if vm.Client == QEMUClient {
+		l.stopQEMU(vm)
+		_ = os.RemoveAll(l.path("vms", vm.Name))
+		return
+	}
 	if vm.ClientPID > 0 {
 		killOurs(vm.ClientPID, l.clientMark(vm.Name))
 	}
@@ -1160,6 +1191,9 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		st.Namespaces = append(st.Namespaces, NamespaceStatus{Name: ns, Role: roles[i], Exists: nsExists(ns)})
 	}
 	for _, vm := range l.st.VMs {
+		if vm.Client == QEMUClient {
+			continue
+		}
 		ns := l.vmNS(vm.Name)
 		st.Namespaces = append(st.Namespaces, NamespaceStatus{Name: ns, Role: "vm " + vm.Name, Exists: nsExists(ns)})
 	}
