@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
@@ -112,28 +114,35 @@ func nftTable(t Table, sets []AddrSet) NFTTable {
 			nt.Chains = append(nt.Chains, NFTChain{Name: h.hook, Hook: h.hook, Type: typ, Priority: NFTPriority(t.Name, h.hook), Rules: rules})
 		}
 	}
-	foldable := foldableChains(t)
-	byName := map[string]*Chain{}
-	for i := range t.Chains {
-		byName[t.Chains[i].Name] = &t.Chains[i]
-	}
-	folded := map[string]*NFTChain{}
-	members := map[string][]netip.Addr{}
+	fold := folder{chains: t.Chains, other: jumpedToOtherwise(t),
+		folded: make([]bool, len(t.Chains)), chainOf: map[string]*NFTChain{}, members: map[string]*[]netip.Addr{}}
 	var regular []NFTChain
-	for _, name := range t.OwnedChainNames() {
-		if foldable[name] {
-			continue
+	var index []int
+	for i := range t.Chains {
+		c := &t.Chains[i]
+		if !fold.folded[i] {
+			regular = append(regular, NFTChain{Name: c.Name, Rules: fold.rules(c.Name, c.Rules)})
+			index = append(index, i)
 		}
-		c := byName[name]
-		regular = append(regular, NFTChain{Name: name, Rules: foldRuns(name, c.Rules, foldable, byName, folded, members)})
 	}
-	for _, c := range folded {
+	// A chain folded after it was listed (its jump came later) goes.
+	kept := regular[:0]
+	for k, c := range regular {
+		if !fold.folded[index[k]] {
+			kept = append(kept, c)
+		}
+	}
+	regular = kept
+	for _, c := range fold.chainOf {
 		regular = append(regular, *c)
 	}
 	slices.SortFunc(regular, func(a, b NFTChain) int { return strings.Compare(a.Name, b.Name) })
 	nt.Chains = append(nt.Chains, regular...)
-	for name, m := range members {
-		slices.SortFunc(m, netip.Addr.Compare)
+	for name, mp := range fold.members {
+		m := *mp
+		if !slices.IsSortedFunc(m, CompareIPv4) {
+			slices.SortFunc(m, netip.Addr.Compare)
+		}
 		nt.Sets = append(nt.Sets, NFTSet{Name: name, Elements: m})
 	}
 	used := map[string]bool{}
@@ -153,104 +162,187 @@ func nftTable(t Table, sets []AddrSet) NFTTable {
 	return nt
 }
 
+// CompareIPv4 orders IPv4 addresses as netip.Addr.Compare does, faster.
+func CompareIPv4(a, b netip.Addr) int {
+	x, y := a.As4(), b.As4()
+	return cmp.Compare(binary.BigEndian.Uint32(x[:]), binary.BigEndian.Uint32(y[:]))
+}
+
 // isDaddrJump: the rule only sends one destination address to a chain.
-func isDaddrJump(r Rule) bool {
+func isDaddrJump(r *Rule) bool {
 	return r.Target.Verdict == Goto && r.Destination.IsValid() && r.Destination.IsSingleIP() &&
-		(Rule{Destination: r.Destination, Target: r.Target}).equalShallow(r)
+		r.InInterface == "" && r.OutInterface == "" && !r.Source.IsValid() && r.SourceSet == "" && r.Protocol == "" &&
+		r.SrcPorts.IsZero() && r.DstPorts.IsZero() && r.ICMPType == nil && r.ICMPCode == nil &&
+		len(r.State) == 0 && len(r.CTState) == 0 && r.PhysdevIn == "" && r.PhysdevOut == "" && r.Comment == ""
 }
 
-func (r Rule) equalShallow(o Rule) bool {
-	return r.InInterface == o.InInterface && r.OutInterface == o.OutInterface && r.Source == o.Source &&
-		r.Destination == o.Destination && r.SourceSet == o.SourceSet && r.Protocol == o.Protocol &&
-		r.SrcPorts == o.SrcPorts && r.DstPorts == o.DstPorts && r.ICMPType == o.ICMPType && r.ICMPCode == o.ICMPCode &&
-		len(r.State) == 0 && len(r.CTState) == 0 && len(o.State) == 0 && len(o.CTState) == 0 &&
-		r.PhysdevIn == o.PhysdevIn && r.PhysdevOut == o.PhysdevOut && r.Comment == o.Comment && r.Target == o.Target
+// sliceID identifies a rule slice the planner shares among like chains.
+type sliceID struct {
+	first *Rule
+	n     int
 }
 
-// foldableChains are owned chains reached only through daddr jumps.
-func foldableChains(t Table) map[string]bool {
-	only := map[string]bool{}
-	for _, c := range t.Chains {
-		only[c.Name] = false
+func idOf(rules []Rule) sliceID {
+	if len(rules) == 0 {
+		return sliceID{}
 	}
-	seen := map[string]bool{}
+	return sliceID{&rules[0], len(rules)}
+}
+
+// jumpedToOtherwise lists the chains reached by anything but a daddr
+// jump (a built-in chain's jump, any other rule): those are not folded.
+// Like chains share one rule slice, which is looked at once.
+func jumpedToOtherwise(t Table) map[string]bool {
 	other := map[string]bool{}
 	for _, j := range t.Jumps {
 		other[j.To] = true
 	}
+	seen := map[sliceID]bool{}
+	var last sliceID
 	for _, c := range t.Chains {
-		for _, r := range c.Rules {
-			if r.Target.Verdict != Goto {
-				continue
-			}
-			if isDaddrJump(r) && r.Target.Chain != c.Name {
-				seen[r.Target.Chain] = true
-			} else {
+		id := idOf(c.Rules)
+		if id.first != nil && (id == last || seen[id]) {
+			continue
+		}
+		seen[id], last = true, id
+		for i := range c.Rules {
+			if r := &c.Rules[i]; r.Target.Verdict == Goto && !isDaddrJump(r) {
 				other[r.Target.Chain] = true
 			}
 		}
 	}
-	out := map[string]bool{}
-	for name := range only {
-		if seen[name] && !other[name] {
-			out[name] = true
-		}
-	}
-	return out
+	return other
 }
 
-// foldRuns translates a chain's rules, folding runs of daddr jumps into
-// foldable chains (see above). A run ends at any other rule and at an
-// address seen before in it (the first rule for an address must win).
-func foldRuns(chain string, rules []Rule, foldable map[string]bool, byName map[string]*Chain, folded map[string]*NFTChain, members map[string][]netip.Addr) []NFTRule {
-	out := make([]NFTRule, 0, len(rules))
-	var run []string // folded chain names of the current run, first appearance order
-	inRun := map[string]bool{}
-	addrs := map[netip.Addr]bool{}
-	// The planner hands like instances one rule slice: name each slice once.
-	type sliceID struct {
-		first *Rule
-		n     int
+// folder folds the runs of one table's chains (see above). It is built
+// for a host of thousands of like instances: the planner lists instance
+// chains in the order of their jumps and gives like chains one rule
+// slice, so the next chain, its folded name and its set are guessed from
+// the last before any map is consulted.
+type folder struct {
+	chains  []Chain
+	byName  map[string]int // built on the first wrong guess
+	other   map[string]bool
+	folded  []bool                   // by chain index
+	names   map[sliceID]string       // a shared rule slice's folded chain
+	chainOf map[string]*NFTChain     // folded chains by name
+	members map[string]*[]netip.Addr // their address sets
+}
+
+// chainIndex finds a chain, trying the one after guess first.
+func (f *folder) chainIndex(name string, guess int) (int, bool) {
+	if guess+1 < len(f.chains) && f.chains[guess+1].Name == name {
+		return guess + 1, true
 	}
-	names := map[sliceID]string{}
-	end := func() {
-		for _, n := range run {
-			out = append(out, NFTRule{DaddrSet: n, Rule: Rule{Target: jumpTo(n)}})
-		}
-		run, inRun, addrs = nil, map[string]bool{}, map[netip.Addr]bool{}
-	}
-	for _, r := range rules {
-		if !isDaddrJump(r) || !foldable[r.Target.Chain] {
-			end()
-			out = append(out, NFTRule{Rule: r})
-			continue
-		}
-		a := r.Destination.Addr()
-		if addrs[a] {
-			end()
-		}
-		addrs[a] = true
-		target := byName[r.Target.Chain]
-		var key sliceID
-		if len(target.Rules) > 0 {
-			key = sliceID{&target.Rules[0], len(target.Rules)}
-		}
-		name, ok := names[key]
-		if !ok || key.first == nil {
-			name = foldedName(chain, target.Rules)
-			names[key] = name
-			if folded[name] == nil {
-				nr := make([]NFTRule, len(target.Rules))
-				for i, tr := range target.Rules {
-					nr[i] = NFTRule{Rule: tr}
-				}
-				folded[name] = &NFTChain{Name: name, Rules: nr}
+	if guess < 0 && f.byName == nil {
+		// The first target of a run: a scan is cheaper than the map.
+		for i := range f.chains {
+			if f.chains[i].Name == name {
+				return i, true
 			}
 		}
-		members[name] = append(members[name], a)
-		if !inRun[name] {
-			inRun[name] = true
-			run = append(run, name)
+		return 0, false
+	}
+	if f.byName == nil {
+		f.byName = make(map[string]int, len(f.chains))
+		for i, c := range f.chains {
+			f.byName[c.Name] = i
+		}
+	}
+	i, ok := f.byName[name]
+	return i, ok
+}
+
+// rules translates a chain's rules. A run of daddr jumps to foldable
+// chains ends at any other rule and at an address seen before in it (the
+// first rule for an address must win).
+func (f *folder) rules(chain string, rules []Rule) []NFTRule {
+	out := make([]NFTRule, 0, min(len(rules), 16))
+	var run []string // folded chain names of the current run, first appearance order
+	// Duplicate addresses: none while they only increase; a map of the
+	// run's addresses once they do not.
+	var runAddrs []netip.Addr
+	var seen map[netip.Addr]bool
+	// Each run has its own sets (a later run's addresses must not match
+	// in an earlier run); the first run's set is named as its chain.
+	runNo := 0
+	setName := func(chain string) string {
+		if runNo == 0 {
+			return chain
+		}
+		return chain + "-" + strconv.Itoa(runNo)
+	}
+	var lastID sliceID
+	var lastName string
+	var lastMembers *[]netip.Addr
+	end := func() {
+		for _, n := range run {
+			out = append(out, NFTRule{DaddrSet: setName(n), Rule: Rule{Target: jumpTo(n)}})
+		}
+		if len(run) > 0 {
+			runNo++
+		}
+		run, runAddrs, seen, lastID = run[:0], runAddrs[:0], nil, sliceID{}
+	}
+	guess := -1
+	for i := range rules {
+		r := &rules[i]
+		if !isDaddrJump(r) || r.Target.Chain == chain || f.other[r.Target.Chain] {
+			end()
+			out = append(out, NFTRule{Rule: *r})
+			continue
+		}
+		ti, ok := f.chainIndex(r.Target.Chain, guess)
+		if !ok {
+			end()
+			out = append(out, NFTRule{Rule: *r})
+			continue
+		}
+		guess = ti
+		a := r.Destination.Addr()
+		if n := len(runAddrs); seen == nil && n > 0 && !runAddrs[n-1].Less(a) {
+			seen = make(map[netip.Addr]bool, len(runAddrs))
+			for _, x := range runAddrs {
+				seen[x] = true
+			}
+		}
+		if seen != nil && seen[a] {
+			end()
+		}
+		if seen != nil {
+			seen[a] = true
+		}
+		runAddrs = append(runAddrs, a)
+		f.folded[ti] = true
+		target := f.chains[ti].Rules
+		id := idOf(target)
+		if id != lastID || id.first == nil {
+			lastID = id
+			if f.names == nil {
+				f.names = map[sliceID]string{}
+			}
+			name, ok := f.names[id]
+			if !ok || id.first == nil {
+				name = foldedName(chain, target)
+				f.names[id] = name
+				if f.chainOf[name] == nil {
+					nr := make([]NFTRule, len(target))
+					for k, tr := range target {
+						nr[k] = NFTRule{Rule: tr}
+					}
+					f.chainOf[name] = &NFTChain{Name: name, Rules: nr}
+				}
+			}
+			lastName = name
+			if lastMembers = f.members[setName(name)]; lastMembers == nil {
+				m := make([]netip.Addr, 0, len(rules)-i)
+				lastMembers = &m
+				f.members[setName(name)] = lastMembers
+			}
+		}
+		*lastMembers = append(*lastMembers, a)
+		if !slices.Contains(run, lastName) {
+			run = append(run, lastName)
 		}
 	}
 	end()

@@ -14,6 +14,7 @@ package nftables
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -47,6 +48,9 @@ type Firewall struct {
 	// Transactions counts netlink batches sent (tests and benchmarks).
 	Transactions int
 	changes      []string
+	// lasting is the netlink connection kept between syncs (opening one
+	// in another namespace costs more than a small transaction).
+	lasting *nftables.Conn
 }
 
 // kernelTable is one managed table as last read or written.
@@ -72,12 +76,29 @@ func (f *Firewall) TakeChanges() []string {
 	return out
 }
 
+// conn returns the kept connection, opening it on first use.
 func (f *Firewall) conn() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}
+	if f.lasting != nil {
+		return f.lasting, nil
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 	if f.NetNS != 0 {
 		opts = append(opts, nftables.WithNetNSFd(f.NetNS))
 	}
-	return nftables.New(opts...)
+	c, err := nftables.New(opts...)
+	if err == nil {
+		f.lasting = c
+	}
+	return c, err
+}
+
+// dropConn closes the kept connection after a failure, so the next sync
+// starts on a fresh socket (no stale acknowledgements or batch).
+func (f *Firewall) dropConn() {
+	if f.lasting != nil {
+		_ = f.lasting.CloseLasting()
+		f.lasting = nil
+	}
 }
 
 // bigBuffers raises the socket's buffers past the sysctl limits (root):
@@ -157,6 +178,7 @@ func (f *Firewall) Apply(_ context.Context, fw plan.Firewall, full bool) error {
 	if f.known == nil || full {
 		if f.known, err = f.read(c); err != nil {
 			f.known = nil
+			f.dropConn()
 			if len(want) == 0 {
 				return nil
 			}
@@ -166,7 +188,14 @@ func (f *Firewall) Apply(_ context.Context, fw plan.Firewall, full bool) error {
 	var errs []string
 	for _, name := range ManagedTables {
 		w, ok := want[name]
+		if c, err = f.conn(); err != nil {
+			errs = append(errs, err.Error())
+			break
+		}
 		if err := f.applyTable(c, name, w, ok); err != nil {
+			// Whatever was queued before the error must not ride on the
+			// next batch: a fresh connection has nothing queued.
+			f.dropConn()
 			errs = append(errs, err.Error())
 		}
 	}
@@ -333,10 +362,13 @@ func (f *Firewall) commit(c *nftables.Conn, table string, want *kernelTable) err
 		f.setKnown(table, want)
 		return nil
 	}
-	got, rerr := f.read(c)
-	if rerr == nil && sameTable(got[table], want) {
-		f.known = got
-		return nil
+	f.dropConn()
+	c, cerr := f.conn()
+	if cerr == nil {
+		if got, rerr := f.read(c); rerr == nil && sameTable(got[table], want) {
+			f.known = got
+			return nil
+		}
 	}
 	f.known = nil
 	return fmt.Errorf("netlink transaction on table %s: %w", table, err)
@@ -373,19 +405,30 @@ func sameTable(a, b *kernelTable) bool {
 }
 
 // diffAddrs: what to add to have to get want, and what to delete (both
-// sorted).
+// sorted IPv4 lists).
 func diffAddrs(have, want []netip.Addr) (add, del []netip.Addr) {
+	key := func(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
 	i, j := 0, 0
 	for i < len(have) || j < len(want) {
 		switch {
-		case j == len(want) || i < len(have) && have[i].Less(want[j]):
+		case j == len(want):
 			del = append(del, have[i])
 			i++
-		case i == len(have) || want[j].Less(have[i]):
+		case i == len(have):
 			add = append(add, want[j])
 			j++
 		default:
-			i, j = i+1, j+1
+			h, w := key(have[i]), key(want[j])
+			switch {
+			case h < w:
+				del = append(del, have[i])
+				i++
+			case w < h:
+				add = append(add, want[j])
+				j++
+			default:
+				i, j = i+1, j+1
+			}
 		}
 	}
 	return add, del
