@@ -234,3 +234,7 @@ func TestNFTablesGroupRulesAndTeardown(t *testing.T) {
 		noIptablesChains(t, l, h)
 	}
 }
+
+// The L2 guard is the same on the nftables driver: every forged frame of
+// TestL2GuardStopsSpoofedFrames is dropped, honest traffic passes.
+func TestNFTablesL2GuardStopsSpoofedFrames(t *testing.T) { l2GuardStopsSpoofedFrames(t, nftOptions()) }
