@@ -36,8 +36,12 @@ type GuardApplier interface {
 // stops too.
 type InstanceFirewall struct {
 	rules RuleApplier
+	// sets is nil when the rule applier holds the sets itself (nftables).
 	sets  SetApplier
 	guard GuardApplier
+	// retire removes what the other firewall driver left (a host switched
+	// between iptables and nftables); nil once it has succeeded.
+	retire func(context.Context) error
 	// revoke deletes conntrack entries (conntrack.DeleteAll).
 	revoke func(context.Context, []conntrack.Filter) (int, error)
 	log    *slog.Logger
@@ -46,12 +50,22 @@ type InstanceFirewall struct {
 	last *plan.Firewall // what was applied last; nil after a start
 }
 
-// NewInstanceFirewall wires the appliers.
+// NewInstanceFirewall wires the appliers. sets may be nil: the rule
+// applier then keeps the sets its rules name (the nftables driver).
 func NewInstanceFirewall(rules RuleApplier, sets SetApplier, guard GuardApplier, log *slog.Logger) *InstanceFirewall {
 	if log == nil {
 		log = slog.Default()
 	}
 	return &InstanceFirewall{rules: rules, sets: sets, guard: guard, revoke: conntrack.DeleteAll, log: log.With("component", "firewall")}
+}
+
+// RetireOther makes every apply, until one succeeds at it, remove what
+// the other firewall driver left, after this driver's rules are in
+// place (so the host is never without them).
+func (f *InstanceFirewall) RetireOther(retire func(context.Context) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retire = retire
 }
 
 // Apply makes the kernel match fw and revokes what it no longer allows.
@@ -64,15 +78,27 @@ func (f *InstanceFirewall) Apply(ctx context.Context, fw plan.Firewall, full boo
 	if err := f.guard.Apply(fw.Guard, full); err != nil {
 		errs = append(errs, fmt.Errorf("l2 guard: %w", err))
 	}
-	if err := f.sets.Ensure(ctx, fw.Sets, full); err != nil {
-		// Rules naming a missing set would fail to restore: stop here.
-		return errors.Join(append(errs, fmt.Errorf("address sets: %w", err))...)
+	if f.sets != nil {
+		if err := f.sets.Ensure(ctx, fw.Sets, full); err != nil {
+			// Rules naming a missing set would fail to restore: stop here.
+			return errors.Join(append(errs, fmt.Errorf("address sets: %w", err))...)
+		}
 	}
 	if err := f.rules.Apply(ctx, fw, full); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if err := f.sets.Prune(ctx, fw.Sets); err != nil {
-		errs = append(errs, fmt.Errorf("address sets: %w", err))
+	if f.sets != nil {
+		if err := f.sets.Prune(ctx, fw.Sets); err != nil {
+			errs = append(errs, fmt.Errorf("address sets: %w", err))
+		}
+	}
+	if f.retire != nil {
+		if err := f.retire(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("removing the other firewall driver's rules: %w", err))
+		} else {
+			f.log.Info("removed what the other firewall driver left")
+			f.retire = nil
+		}
 	}
 	if f.last != nil {
 		if revs := plan.Revocations(*f.last, fw); len(revs) > 0 {

@@ -12,6 +12,7 @@ import (
 	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
 	"novanet/internal/datapath/l2guard"
+	"novanet/internal/datapath/nftables"
 	"novanet/internal/model"
 	"novanet/internal/nettest"
 	"novanet/internal/plan"
@@ -168,3 +169,95 @@ func BenchmarkBaselineMinimalRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirewallAddProtectedInstanceNFTables: the same change on the
+// nftables driver (its address in the shared chain's set and in the
+// group's set, one transaction; the guard's elements in another).
+func BenchmarkFirewallAddProtectedInstanceNFTables(b *testing.B) {
+	nettest.RequireRoot(b, "nft")
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			ns := nettest.Netns(b, "nnnft")
+			h, err := netns.GetFromName(ns)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			rules, guard := nftables.New(), l2guard.New()
+			rules.NetNS, guard.NetNS = int(h), int(h)
+			f := NewInstanceFirewall(rules, nil, guard, nil)
+			f.revoke = func(_ context.Context, fs []conntrack.Filter) (int, error) { return len(fs), nil }
+			ctx := context.Background()
+			base := protectedState(n)
+			prev, next := firewallOf(b, base), firewallOf(b, addProtected(base, n))
+			if err := f.Apply(ctx, prev, true); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := f.Apply(ctx, next, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := f.Apply(ctx, prev, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkRulesAddProtectedInstance: the rule driver's part alone of
+// one more protected instance (no guard, no revocation): iptables with
+// its ipset, or nftables, from the plan to the kernel.
+func BenchmarkRulesAddProtectedInstance(b *testing.B) {
+	nettest.RequireRoot(b, "iptables-restore", "ipset", "nft")
+	for _, driver := range []string{"iptables", "nftables"} {
+		for _, n := range []int{100, 1000, 5000} {
+			b.Run(fmt.Sprintf("driver=%s/instances=%d", driver, n), func(b *testing.B) {
+				ns := nettest.Netns(b, "nnrules")
+				h, err := netns.GetFromName(ns)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer h.Close()
+				var f *InstanceFirewall
+				if driver == "iptables" {
+					rules, sets := iptables.New(), ipset.New()
+					rules.Netns, sets.Netns = ns, ns
+					f = NewInstanceFirewall(rules, sets, noGuard{}, nil)
+				} else {
+					rules := nftables.New()
+					rules.NetNS = int(h)
+					f = NewInstanceFirewall(rules, nil, noGuard{}, nil)
+				}
+				f.revoke = func(_ context.Context, fs []conntrack.Filter) (int, error) { return len(fs), nil }
+				ctx := context.Background()
+				base := protectedState(n)
+				prev, next := firewallOf(b, base), firewallOf(b, addProtected(base, n))
+				if err := f.Apply(ctx, prev, true); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for range b.N {
+					f.last = nil // the revocations are measured with the whole firewall
+					if err := f.Apply(ctx, next, false); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					f.last = nil
+					if err := f.Apply(ctx, prev, false); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+			})
+		}
+	}
+}
+
+// noGuard leaves the L2 guard out of a rules-only measurement.
+type noGuard struct{}
+
+func (noGuard) Apply(plan.L2Guard, bool) error { return nil }

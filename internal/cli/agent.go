@@ -16,9 +16,6 @@ import (
 	"novanet/internal/client"
 	"novanet/internal/config"
 	"novanet/internal/datapath/dnsmasq"
-	"novanet/internal/datapath/ipset"
-	"novanet/internal/datapath/iptables"
-	"novanet/internal/datapath/l2guard"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
 	"novanet/internal/plan"
@@ -137,8 +134,11 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	if err != nil {
 		return err
 	}
-	rules := iptables.New()
-	fw := agent.NewInstanceFirewall(rules, ipset.New(), l2guard.New(), log)
+	driver, err := newFirewallDriver(cfg.FirewallDriver, log)
+	if err != nil {
+		return err
+	}
+	fw := driver.fw
 	floating, err := link.NewFloating(log)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	metrics := agent.NewMetrics()
 	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
 		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
-		FirewallRestores: func() int { return rules.Restores },
+		FirewallRestores: driver.writes,
 	})
 	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
 		return err
@@ -178,7 +178,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	errc := make(chan error, 1)
 	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
 	go leases.Forward(ctx)
-	startWatches(ctx, log, a, links, rules, dhcp)
+	startWatches(ctx, log, a, links, driver.watch, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
 	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
 	runErr := a.Run(ctx)
@@ -195,7 +195,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 // startWatches turns what the kernel and the file system report into
 // repairs from the cached plan, so drift is repaired within a second and
 // no event costs an API request.
-func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *link.Links, fw *iptables.Firewall, dhcp *dnsmasq.Supervisor) {
+func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *link.Links, fwWatch func(context.Context, func(string)) error, dhcp *dnsmasq.Supervisor) {
 	watch := func(what string, part agent.Part, run func(context.Context, func(string)) error) {
 		go func() {
 			backoff := time.Second
@@ -219,7 +219,7 @@ func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *
 		}()
 	}
 	watch("link", agent.PartLinks, links.Watch)
-	watch("firewall", agent.PartFirewall, fw.Watch)
+	watch("firewall", agent.PartFirewall, fwWatch)
 	watch("dnsmasq hosts", agent.PartDHCP, dhcp.WatchHosts)
 	go dhcp.Watch(ctx, 250*time.Millisecond, func() { a.Repair(agent.PartDHCP, "dnsmasq is not running") })
 }

@@ -70,6 +70,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	f.IntVar(&o.DisassociateTimeout, "disassociate-timeout", o.DisassociateTimeout, "fixed_ip_disassociate_timeout in seconds")
 	f.StringVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "agents' full resync interval")
 	f.StringVar(&o.DHCPClient, "dhcp-client", o.DHCPClient, "DHCP client in VMs: udhcpc (busybox, as cirros) or dhclient")
+	f.StringVar(&o.FirewallDriver, "firewall-driver", o.FirewallDriver, "the agents' firewall_driver: iptables or nftables")
 	f.StringVar(&o.FixedRange, "fixed-range", "10.0.0.0/24", "the VM network (the first address is the controller's bridge address)")
 	f.BoolVar(&sameNet, "allow-same-net-traffic", true, "allow_same_net_traffic: VMs of the network reach each other without a group rule")
 

@@ -81,6 +81,9 @@ type Config struct {
 	// MetadataRateLimit is each source address's sustained metadata
 	// requests per second; bursts of four seconds' worth pass at once.
 	MetadataRateLimit int `opt:"metadata_rate_limit,novanet" default:"50"`
+	// FirewallDriver programs the agent's rules: iptables (nova's chains,
+	// with ipsets) or nftables (novanet's own nft tables over netlink).
+	FirewallDriver string `opt:"firewall_driver,novanet" default:"iptables"`
 
 	// Warnings are non-fatal findings (unknown keys), for the caller to log.
 	Warnings []string `opt:"-"`
@@ -459,6 +462,9 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "warning", "error":
 	default:
 		errs = append(errs, fmt.Sprintf("log_level %q is unknown; use debug, info, warn or error", c.LogLevel))
+	}
+	if c.FirewallDriver != "iptables" && c.FirewallDriver != "nftables" {
+		errs = append(errs, fmt.Sprintf("firewall_driver %q is unknown; use iptables or nftables", c.FirewallDriver))
 	}
 	if c.ResyncInterval > 0 && c.ResyncInterval < time.Second {
 		errs = append(errs, fmt.Sprintf("resync_interval %s is below 1s", c.ResyncInterval))

@@ -132,6 +132,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown flag", "", map[string][]string{"no_such_option": {"1"}}, `unknown option "no_such_option"`},
 		{"bad api url", "[novanet]\napi_url = 127.0.0.1:8774", nil, "must start with http://"},
 		{"vlan range", "vlan_start = 5000", nil, "vlan_start 5000 is outside 1-4094"},
+		{"firewall driver", "[novanet]\nfirewall_driver = nova.virt.libvirt.firewall.IptablesFirewallDriver", nil, `firewall_driver "nova.virt.libvirt.firewall.IptablesFirewallDriver" is unknown; use iptables or nftables`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

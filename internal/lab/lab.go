@@ -70,6 +70,8 @@ type Options struct {
 	// AllowSameNetTraffic is nova's allow_same_net_traffic; nil keeps
 	// its default (true).
 	AllowSameNetTraffic *bool `json:"allow_same_net_traffic,omitempty"`
+	// FirewallDriver is the agents' firewall_driver (iptables when empty).
+	FirewallDriver string `json:"firewall_driver,omitempty"`
 }
 
 // DefaultOptions are the lab's defaults.
@@ -498,9 +500,10 @@ api_url = http://%s
 auth_token = %s
 agent_socket = %s/agent.sock
 resync_interval = %s
+firewall_driver = %s
 `, h, hostIP[h], dir, public, routing, metadata, o.MultiHost, o.ForceDHCPRelease, o.DisassociateTimeout,
 			o.AllowSameNetTraffic == nil || *o.AllowSameNetTraffic,
-			apiAddr, dir, l.path("tokens"), apiAddr, agentTokens[h], dir, o.ResyncInterval)
+			apiAddr, dir, l.path("tokens"), apiAddr, agentTokens[h], dir, o.ResyncInterval, cmp.Or(o.FirewallDriver, "iptables"))
 		if err := os.WriteFile(filepath.Join(dir, "novanet.conf"), []byte(conf), 0o600); err != nil {
 			return err
 		}

@@ -25,8 +25,10 @@ import (
 // arrives: none of it, while the VM's honest frames (and a DHCP discover
 // from 0.0.0.0) arrive at all three. Neither ARP cache is poisoned and the
 // VM's own traffic still works.
-func TestL2GuardStopsSpoofedFrames(t *testing.T) {
-	l := up(t, fastOptions())
+func TestL2GuardStopsSpoofedFrames(t *testing.T) { l2GuardStopsSpoofedFrames(t, fastOptions()) }
+
+func l2GuardStopsSpoofedFrames(t *testing.T, o lab.Options) {
+	l := up(t, o)
 	vm1, vm2, vm3 := boot(t, l, "vm1", "compute-1"), boot(t, l, "vm2", "compute-1"), boot(t, l, "vm3", "compute-2")
 	gw := netip.MustParseAddr("10.0.0.1")
 	// Fill both caches honestly first: the attack would have to change them.

@@ -141,6 +141,7 @@ func render(t *testing.T, pl Plan) string {
 			b.WriteString(l + "\n")
 		}
 	}
+	writeNFT(&b, pl.Firewall)
 	return b.String()
 }
 

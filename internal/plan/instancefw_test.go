@@ -117,7 +117,22 @@ func renderFirewall(pl Plan) string {
 			b.WriteString(l + "\n")
 		}
 	}
+	writeNFT(&b, pl.Firewall, "filter")
 	return b.String()
+}
+
+// writeNFT appends the nftables driver's rendering of the named tables
+// (all when none is named).
+func writeNFT(b *strings.Builder, fw Firewall, only ...string) {
+	for _, nt := range fw.NFTables() {
+		if len(only) > 0 && !slices.Contains(only, strings.TrimPrefix(nt.Name, NFTTablePrefix)) {
+			continue
+		}
+		b.WriteString("# nft list table ip " + nt.Name + " (firewall_driver = nftables)\n")
+		for _, l := range nt.Listing() {
+			b.WriteString(l + "\n")
+		}
+	}
 }
 
 func TestGoldenSecurityGroups(t *testing.T) {

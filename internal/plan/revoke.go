@@ -48,6 +48,9 @@ func Revocations(old, new Firewall) []Revocation {
 	}
 	var out []Revocation
 	revokedFrom := map[string]bool{} // sets whose leavers are revoked already
+	// Like instances share one rule slice in each plan: compare each pair
+	// of slices once, not once per instance.
+	same := map[[2]sliceID]bool{}
 	for addr, oldRules := range oldInst {
 		newRules, ok := newInst[addr]
 		if !ok {
@@ -66,7 +69,13 @@ func Revocations(old, new Firewall) []Revocation {
 				}
 			}
 		}
-		if slices.EqualFunc(oldRules, newRules, equalRule) {
+		key := [2]sliceID{idOf(oldRules), idOf(newRules)}
+		eq, known := same[key]
+		if !known || key[0].first == nil {
+			eq = slices.EqualFunc(oldRules, newRules, equalRule)
+			same[key] = eq
+		}
+		if eq {
 			continue // the common case: this instance's rules did not change
 		}
 		kept := make(map[string]bool, len(newRules))

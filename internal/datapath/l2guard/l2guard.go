@@ -40,6 +40,8 @@ type Guard struct {
 	known *kernelGuard // nil: read the kernel
 	// Transactions counts netlink batches sent (tests and benchmarks).
 	Transactions int
+	// lasting is the netlink connection kept between applies.
+	lasting *nftables.Conn
 }
 
 // kernelGuard is what the table holds.
@@ -51,12 +53,30 @@ type kernelGuard struct {
 // New returns an applier for the current network namespace.
 func New() *Guard { return &Guard{} }
 
+// conn returns the kept connection, opening it on first use (opening
+// one costs more than a small transaction).
 func (g *Guard) conn() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}
+	if g.lasting != nil {
+		return g.lasting, nil
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 	if g.NetNS != 0 {
 		opts = append(opts, nftables.WithNetNSFd(g.NetNS))
 	}
-	return nftables.New(opts...)
+	c, err := nftables.New(opts...)
+	if err == nil {
+		g.lasting = c
+	}
+	return c, err
+}
+
+// dropConn closes the kept connection after a failure, so nothing queued
+// before it rides on the next batch.
+func (g *Guard) dropConn() {
+	if g.lasting != nil {
+		_ = g.lasting.CloseLasting()
+		g.lasting = nil
+	}
 }
 
 // bigBuffers raises the socket's buffers past the sysctl limits (root):
@@ -104,6 +124,14 @@ func ipv4Set() *nftables.Set {
 func (g *Guard) Apply(want plan.L2Guard, full bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	err := g.apply(want, full)
+	if err != nil {
+		g.dropConn()
+	}
+	return err
+}
+
+func (g *Guard) apply(want plan.L2Guard, full bool) error {
 	c, err := g.conn()
 	if err != nil {
 		return err
@@ -421,6 +449,7 @@ func (g *Guard) Devices() ([]string, error) {
 	}
 	k, err := g.read(c)
 	if err != nil {
+		g.dropConn()
 		return nil, err
 	}
 	out := make([]string, 0, len(k.ports))
