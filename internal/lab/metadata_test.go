@@ -312,6 +312,23 @@ func testMetadata(t *testing.T, multiHost bool) {
 	if !multiHost {
 		t.Run("agent-outage", func(t *testing.T) {
 			waitMetadata(t, l, "vm1")
+			// serve was just restarted: wait for its metadata socket
+			// beside the agent's before taking the agent away.
+			ns, err := l.Namespace("controller")
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				out, _ := lab.In(ns, "ss", "-Hltn", "sport = :8775")
+				if strings.Count(strings.TrimSpace(out), "\n") >= 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("serve and the agent are not both listening on 8775:\n%s", out)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			if err := l.StopDaemon("agent-controller"); err != nil {
 				t.Fatal(err)
 			}
@@ -320,6 +337,9 @@ func testMetadata(t *testing.T, multiHost bool) {
 					t.Error(err)
 				}
 			}()
+			// A connection the agent had accepted when it stopped is
+			// reset; a guest retries, as cloud-init does.
+			waitMetadata(t, l, "vm1")
 			checkOwnMetadata(t, l, guests[0])
 		})
 	}
