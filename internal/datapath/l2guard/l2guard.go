@@ -21,9 +21,9 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/nfconn"
 	"novanet/internal/plan"
 )
 
@@ -41,7 +41,7 @@ type Guard struct {
 	// Transactions counts netlink batches sent (tests and benchmarks).
 	Transactions int
 	// lasting is the netlink connection kept between applies.
-	lasting *nftables.Conn
+	lasting nfconn.Lasting
 }
 
 // kernelGuard is what the table holds.
@@ -55,51 +55,11 @@ func New() *Guard { return &Guard{} }
 
 // conn returns the kept connection, opening it on first use (opening
 // one costs more than a small transaction).
-func (g *Guard) conn() (*nftables.Conn, error) {
-	if g.lasting != nil {
-		return g.lasting, nil
-	}
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
-	if g.NetNS != 0 {
-		opts = append(opts, nftables.WithNetNSFd(g.NetNS))
-	}
-	c, err := nftables.New(opts...)
-	if err == nil {
-		g.lasting = c
-	}
-	return c, err
-}
+func (g *Guard) conn() (*nftables.Conn, error) { return g.lasting.Get(g.NetNS) }
 
 // dropConn closes the kept connection after a failure, so nothing queued
 // before it rides on the next batch.
-func (g *Guard) dropConn() {
-	if g.lasting != nil {
-		_ = g.lasting.CloseLasting()
-		g.lasting = nil
-	}
-}
-
-// bigBuffers raises the socket's buffers past the sysctl limits (root):
-// a batch's acknowledgements overflow the default receive buffer
-// (ENOBUFS, though the kernel committed the batch).
-func bigBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
-			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 8<<20); e != nil && serr == nil {
-				serr = e
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
+func (g *Guard) dropConn() { g.lasting.Drop() }
 
 var table = &nftables.Table{Name: plan.GuardTable, Family: nftables.TableFamilyBridge}
 

@@ -23,9 +23,9 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"novanet/internal/datapath/nfconn"
 	"novanet/internal/plan"
 )
 
@@ -50,7 +50,7 @@ type Firewall struct {
 	changes      []string
 	// lasting is the netlink connection kept between syncs (opening one
 	// in another namespace costs more than a small transaction).
-	lasting *nftables.Conn
+	lasting nfconn.Lasting
 }
 
 // kernelTable is one managed table as last read or written.
@@ -77,50 +77,11 @@ func (f *Firewall) TakeChanges() []string {
 }
 
 // conn returns the kept connection, opening it on first use.
-func (f *Firewall) conn() (*nftables.Conn, error) {
-	if f.lasting != nil {
-		return f.lasting, nil
-	}
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
-	if f.NetNS != 0 {
-		opts = append(opts, nftables.WithNetNSFd(f.NetNS))
-	}
-	c, err := nftables.New(opts...)
-	if err == nil {
-		f.lasting = c
-	}
-	return c, err
-}
+func (f *Firewall) conn() (*nftables.Conn, error) { return f.lasting.Get(f.NetNS) }
 
 // dropConn closes the kept connection after a failure, so the next sync
 // starts on a fresh socket (no stale acknowledgements or batch).
-func (f *Firewall) dropConn() {
-	if f.lasting != nil {
-		_ = f.lasting.CloseLasting()
-		f.lasting = nil
-	}
-}
-
-// bigBuffers raises the socket's buffers past the sysctl limits (root):
-// a batch's acknowledgements overflow the default receive buffer.
-func bigBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
-			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 8<<20); e != nil && serr == nil {
-				serr = e
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
+func (f *Firewall) dropConn() { f.lasting.Drop() }
 
 // wantTable is a planned table with each rule's text and fingerprint.
 type wantTable struct {
