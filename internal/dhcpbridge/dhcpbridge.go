@@ -29,7 +29,7 @@ const (
 	SocketEnv = "NOVANET_AGENT_SOCKET"
 	// BridgeEnv names the bridge a dnsmasq serves; the supervisor sets it
 	// per process so `init` knows whose leases to print.
-	BridgeEnv = "NOVANET_BRIDGE"
+	BridgeEnv = model.DHCPScriptBridgeEnv
 	// DefaultSocket is used when SocketEnv is unset.
 	DefaultSocket = "/run/novanet/agent.sock"
 )

@@ -28,7 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"novanet/internal/datapath/runner"
-	"novanet/internal/dhcpbridge"
+	"novanet/internal/model"
 	"novanet/internal/netnsdo"
 	"novanet/internal/plan"
 )
@@ -290,7 +290,7 @@ func (s *Supervisor) backoff(name string) time.Duration {
 
 func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 	_ = os.Remove(d.PidFile)
-	r := runner.Exec{Netns: s.Netns, Env: []string{dhcpbridge.BridgeEnv + "=" + d.Bridge}}
+	r := runner.Exec{Netns: s.Netns, Env: []string{model.DHCPScriptBridgeEnv + "=" + d.Bridge}}
 	cmd := r.Command(ctx, Binary, d.Args...)
 	// dnsmasq forks into the background; its own session keeps it out of
 	// the agent's process group and signals.
