@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"novanet/internal/datapath/runner"
+	"novanet/internal/datapath/sysctl"
 	"novanet/internal/plan"
 )
 
@@ -51,8 +50,10 @@ type Links struct {
 	// pinned: bridge -> the MAC this applier pinned it to, on the bridge
 	// with that index (a recreated bridge is pinned again).
 	pinned map[string]pinnedMAC
-	// modprobed: br_netfilter loading was tried (once per process).
-	modprobed bool
+	// proc reads and writes /proc/sys and /sys in the applier's
+	// namespace; sysctls applies the plan's sysctls through it.
+	proc    sysctl.Proc
+	sysctls *sysctl.Applier
 	// Changes counts kernel changes made (tests: a second identical
 	// apply must make none).
 	Changes int
@@ -113,7 +114,9 @@ func newLinks(h *netlink.Handle, ns *netns.NsHandle, name string, log *slog.Logg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Links{h: h, ns: ns, netns: name, log: log.With("component", "link"),
+	log = log.With("component", "link")
+	proc := sysctl.Proc{Netns: name}
+	return &Links{h: h, ns: ns, netns: name, log: log, proc: proc, sysctls: sysctl.New(proc, nil, log),
 		added: map[string]map[string]bool{}, ports: map[string]string{}, attached: map[string]string{},
 		bridges: map[string]string{}, pinned: map[string]pinnedMAC{}, plugged: map[string]bool{}}
 }
@@ -368,10 +371,10 @@ func (l *Links) keepSecondaries(ctx context.Context, br netlink.Link, a netlink.
 		return nil
 	}
 	path := "/proc/sys/net/ipv4/conf/" + br.Attrs().Name + "/promote_secondaries"
-	if cur, err := l.readProc(ctx, path); err == nil && cur == "1" {
+	if cur, err := l.proc.ReadFile(ctx, path); err == nil && cur == "1" {
 		return nil
 	}
-	if err := l.writeProc(ctx, path, "1"); err != nil {
+	if err := l.proc.WriteFile(ctx, path, "1"); err != nil {
 		return fmt.Errorf("turn on promote_secondaries so the subnet's other addresses survive: %w", err)
 	}
 	l.changed("promote_secondaries was off on %s: turned on", br.Attrs().Name)
@@ -476,73 +479,11 @@ func (l *Links) attach(br netlink.Link, dev string) error {
 
 // ApplySysctls writes each sysctl whose value differs.
 func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
-	var errs []error
-	for _, s := range sysctls {
-		cur, err := l.readSysctl(ctx, s.Key)
-		if err != nil && strings.HasPrefix(s.Key, "net.bridge.") {
-			// br_netfilter's keys exist only once the module is loaded;
-			// try loading it once per process, not on every sync.
-			l.mu.Lock()
-			try := !l.modprobed
-			l.modprobed = true
-			l.mu.Unlock()
-			if try {
-				if _, merr := (runner.Exec{}).Run(ctx, nil, "modprobe", "br_netfilter"); merr != nil {
-					l.log.Warn("modprobe br_netfilter failed", "err", merr)
-				}
-				cur, err = l.readSysctl(ctx, s.Key)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s does not exist: load the br_netfilter module (modprobe br_netfilter) or build it into the kernel: %w", s.Key, err))
-				continue
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Key, err))
-			continue
-		}
-		// Multi-value keys read back tab-separated ("32768\t60999").
-		if strings.Join(strings.Fields(cur), " ") == strings.Join(strings.Fields(s.Value), " ") {
-			continue
-		}
-		if err := l.writeSysctl(ctx, s.Key, s.Value); err != nil {
-			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", s.Key, s.Value, err))
-			continue
-		}
-		l.mu.Lock()
-		l.changed("sysctl %s was %q: set %q", s.Key, cur, s.Value)
-		l.mu.Unlock()
-		l.log.Info("set sysctl", "key", s.Key, "value", s.Value)
+	changed, err := l.sysctls.Apply(ctx, sysctls)
+	l.mu.Lock()
+	for _, c := range changed {
+		l.changed("%s", c)
 	}
-	return errors.Join(errs...)
-}
-
-func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
-
-func (l *Links) readSysctl(ctx context.Context, key string) (string, error) {
-	return l.readProc(ctx, sysctlPath(key))
-}
-
-func (l *Links) writeSysctl(ctx context.Context, key, value string) error {
-	return l.writeProc(ctx, sysctlPath(key), value)
-}
-
-// readProc reads a /proc/sys file in the applier's namespace: /proc/sys/net
-// is per network namespace, and reading it from another namespace needs
-// a process inside it.
-func (l *Links) readProc(ctx context.Context, path string) (string, error) {
-	if l.netns != "" {
-		out, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "cat", path)
-		return strings.TrimSpace(string(out)), err
-	}
-	b, err := os.ReadFile(path)
-	return strings.TrimSpace(string(b)), err
-}
-
-func (l *Links) writeProc(ctx context.Context, path, value string) error {
-	if l.netns != "" {
-		_, err := runner.Exec{Netns: l.netns}.Run(ctx, nil, "sh", "-c", `printf '%s\n' "$1" > "$2"`, "sh", value, path)
-		return err
-	}
-	return os.WriteFile(path, []byte(value+"\n"), 0o644)
+	l.mu.Unlock()
+	return err
 }

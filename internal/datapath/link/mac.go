@@ -38,7 +38,7 @@ func (l *Links) pinMAC(ctx context.Context, br netlink.Link, b plan.Bridge) erro
 			return nil
 		}
 		want = p.mac // moved by someone: back to what guests know
-	} else if t, err := l.readProc(ctx, "/sys/class/net/"+b.Name+"/addr_assign_type"); err == nil && strings.TrimSpace(t) == addrAssignedBySet {
+	} else if t, err := l.proc.ReadFile(ctx, "/sys/class/net/"+b.Name+"/addr_assign_type"); err == nil && strings.TrimSpace(t) == addrAssignedBySet {
 		// Already pinned (a restarted agent): adopt it as it is.
 		l.pinned[b.Name] = pinnedMAC{index: idx, mac: have.String()}
 		return nil
