@@ -9,14 +9,15 @@
 package conntrack
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"novanet/internal/datapath/runner"
 )
 
 // Filter selects entries; zero fields match anything. At least one address
@@ -80,23 +81,30 @@ const Binary = "conntrack"
 // Delete removes the IPv4 entries matching f in the current network
 // namespace and returns how many were removed. No match is not an error.
 func Delete(ctx context.Context, f Filter) (int, error) {
+	return deleteWith(ctx, runner.Exec{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}, f)
+}
+
+// combinedRunner runs a command and returns its standard output and
+// error together (runner.Exec.RunCombined): conntrack prints its count on
+// standard error.
+type combinedRunner interface {
+	RunCombined(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
+}
+
+func deleteWith(ctx context.Context, r combinedRunner, f Filter) (int, error) {
 	if err := f.Validate(); err != nil {
 		return 0, err
 	}
 	args := append([]string{"-D", "-f", "ipv4"}, f.args()...)
-	cmd := exec.CommandContext(ctx, Binary, args...)
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	out, err := r.RunCombined(ctx, nil, Binary, args...)
 	n := 0
-	if m := deletedCount.FindSubmatch(out.Bytes()); m != nil {
+	if m := deletedCount.FindSubmatch(out); m != nil {
 		n, _ = strconv.Atoi(string(m[1]))
 	}
 	// conntrack exits 1 when nothing matched ("0 flow entries have been
 	// deleted"); that is the common, successful case.
-	if err != nil && !(n == 0 && deletedCount.Match(out.Bytes())) {
-		return n, fmt.Errorf("%s %s: %w: %s", Binary, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	if err != nil && !(n == 0 && deletedCount.Match(out)) {
+		return n, err
 	}
 	return n, nil
 }

@@ -87,11 +87,6 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	r := newRig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The steps before the kill below can take more than StableAfter on
-	// a loaded machine; the kill must count as a death soon after start.
-	defer func(old time.Duration) { dnsmasq.StableAfter = old }(dnsmasq.StableAfter)
-	dnsmasq.StableAfter = time.Minute
-
 	self, err := os.Executable()
 	must(t, err)
 	script := filepath.Join(r.dir, "novanet-dhcpbridge")
@@ -108,6 +103,9 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 
 	s := dnsmasq.New(nil, r.dir)
 	s.Netns = r.srv
+	// The steps before the kill below can take more than StableAfter on
+	// a loaded machine; the kill must count as a death soon after start.
+	s.StableAfter = time.Minute
 	t.Cleanup(func() { _ = s.Apply(context.Background(), nil) })
 	h1 := model.DHCPHost{MAC: mac1, Hostname: "vm1", Address: a("10.0.0.3")}
 	h2 := model.DHCPHost{MAC: mac2, Hostname: "vm2", Address: a("10.0.0.4")}

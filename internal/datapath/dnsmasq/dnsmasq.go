@@ -34,7 +34,7 @@ import (
 )
 
 // Binary is the dnsmasq program run.
-var Binary = "dnsmasq"
+const Binary = "dnsmasq"
 
 // Supervisor is the applier. Use New.
 type Supervisor struct {
@@ -45,6 +45,9 @@ type Supervisor struct {
 	// NetworksPath is where pid files of dnsmasqs this host no longer
 	// needs are looked for (nova-*.pid).
 	NetworksPath string
+	// StableAfter is how long a started dnsmasq must live for its
+	// failures to be forgotten (New: DefaultStableAfter).
+	StableAfter time.Duration
 
 	log *slog.Logger
 	mu  sync.Mutex
@@ -90,7 +93,7 @@ func New(log *slog.Logger, networksPath string) *Supervisor {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Supervisor{NetworksPath: networksPath, log: log.With("component", "dnsmasq"),
+	return &Supervisor{NetworksPath: networksPath, StableAfter: DefaultStableAfter, log: log.With("component", "dnsmasq"),
 		hosts: map[string]map[string]string{}, applied: map[string]paths{}, failures: map[string]failure{},
 		started: map[string]time.Time{}, suspect: map[string]*suspicion{}, dirIno: map[string]uint64{}}
 }
@@ -203,7 +206,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 				s.changed("dnsmasq %s reloaded (SIGHUP) to drop removed or changed host entries", d.Name)
 				s.log.Info("reloaded for removed or changed hosts", "name", d.Name, "pid", pid)
 			}
-			if st, ok := s.started[d.Name]; !ok || time.Since(st) >= StableAfter {
+			if st, ok := s.started[d.Name]; !ok || time.Since(st) >= s.StableAfter {
 				delete(s.failures, d.Name)
 			}
 			return nil
@@ -218,7 +221,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 		up := time.Since(st)
 		delete(s.started, d.Name)
 		why := logTail(d)
-		if up < StableAfter {
+		if up < s.StableAfter {
 			s.fail(d.Name)
 			s.log.Warn("dnsmasq exited soon after its start; backing off", "name", d.Name, "up_s", up.Seconds(),
 				"failures", s.failures[d.Name].count, "backoff_s", s.backoff(d.Name).Seconds(), "its_log", why)
@@ -266,11 +269,11 @@ func missingHosts(d plan.Dnsmasq) string {
 	return ""
 }
 
-// StableAfter is how long a started dnsmasq must live for its failures
-// to be forgotten. One that dies later served DHCP meanwhile and is
-// restarted at once (an operator's kill -9 is repaired without a
+// DefaultStableAfter is how long a started dnsmasq must live for its
+// failures to be forgotten. One that dies later served DHCP meanwhile and
+// is restarted at once (an operator's kill -9 is repaired without a
 // backoff); restarting such a one costs at most one start per 3 s.
-var StableAfter = 3 * time.Second
+const DefaultStableAfter = 3 * time.Second
 
 func (s *Supervisor) fail(name string) {
 	f := s.failures[name]

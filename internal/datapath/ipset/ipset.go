@@ -11,12 +11,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 
+	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
 )
 
@@ -24,21 +25,22 @@ import (
 type Sets struct {
 	// Netns, when set, runs every command in that named namespace (tests).
 	Netns string
+	// Runner runs ipset (runner.Exec in Netns when nil).
+	Runner runner.Runner
 
 	mu    sync.Mutex
 	known map[string][]netip.Addr // owned set -> members; nil: read the kernel
-	// Restores counts ipset restore runs (tests and benchmarks).
-	Restores int
 }
 
 // New returns an applier acting on the current network namespace.
 func New() *Sets { return &Sets{} }
 
-func (s *Sets) command(ctx context.Context, args ...string) *exec.Cmd {
-	if s.Netns != "" {
-		return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", s.Netns, "ipset"}, args...)...)
+func (s *Sets) run(ctx context.Context, stdin io.Reader, args ...string) ([]byte, error) {
+	r := s.Runner
+	if r == nil {
+		r = runner.Exec{Netns: s.Netns}
 	}
-	return exec.CommandContext(ctx, "ipset", args...)
+	return r.Run(ctx, stdin, "ipset", args...)
 }
 
 // Ensure creates the wanted sets that are missing and makes every wanted
@@ -121,13 +123,9 @@ func (s *Sets) Prune(ctx context.Context, want []plan.AddrSet) error {
 }
 
 func (s *Sets) restore(ctx context.Context, text string) error {
-	cmd := s.command(ctx, "restore", "-exist")
-	cmd.Stdin = strings.NewReader(text)
-	out, err := cmd.CombinedOutput()
-	s.Restores++
-	if err != nil {
+	if _, err := s.run(ctx, strings.NewReader(text), "restore", "-exist"); err != nil {
 		s.known = nil // the kernel may hold anything now: read it next time
-		return fmt.Errorf("ipset restore failed: %w: %s (input: %q)", err, strings.TrimSpace(string(out)), firstLines(text, 5))
+		return fmt.Errorf("ipset restore failed: %w (input: %q)", err, firstLines(text, 5))
 	}
 	return nil
 }
@@ -136,13 +134,9 @@ func (s *Sets) load(ctx context.Context, full bool) error {
 	if s.known != nil && !full {
 		return nil
 	}
-	out, err := s.command(ctx, "save").Output()
+	out, err := s.run(ctx, nil, "save")
 	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		return fmt.Errorf("ipset save: %v: %s; is ipset installed and are we root?", err, bytes.TrimSpace(stderr))
+		return fmt.Errorf("%w; is ipset installed and are we root?", err)
 	}
 	s.known = parseSave(out)
 	return nil

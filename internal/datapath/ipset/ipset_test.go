@@ -2,6 +2,7 @@ package ipset_test
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/runner"
 	"novanet/internal/model"
 	"novanet/internal/nettest"
 	"novanet/internal/plan"
@@ -57,6 +59,28 @@ func build(t *testing.T, st model.HostState) plan.Firewall {
 type appliers struct {
 	sets  *ipset.Sets
 	rules *iptables.Firewall
+	// setRestores counts the sets' ipset restore runs.
+	setRestores *restoreCounter
+}
+
+// restoreCounter runs commands in a namespace and counts restores.
+type restoreCounter struct {
+	runner.Exec
+	n int
+}
+
+func (c *restoreCounter) Run(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	if len(args) > 0 && args[0] == "restore" {
+		c.n++
+	}
+	return c.Exec.Run(ctx, stdin, name, args...)
+}
+
+func newAppliers(ns string) appliers {
+	ap := appliers{sets: ipset.New(), rules: iptables.New(), setRestores: &restoreCounter{Exec: runner.Exec{Netns: ns}}}
+	ap.sets.Netns, ap.rules.Netns = ns, ns
+	ap.sets.Runner = ap.setRestores
+	return ap
 }
 
 func (ap appliers) apply(t *testing.T, fw plan.Firewall, full bool) {
@@ -111,8 +135,7 @@ func filterListing(t *testing.T, ns string) []string {
 func TestSetsAndInstanceChainsReadBackAsPlanned(t *testing.T) {
 	nettest.RequireRoot(t, "ipset", "iptables-restore")
 	ns := nettest.Netns(t, "ipset")
-	ap := appliers{sets: ipset.New(), rules: iptables.New()}
-	ap.sets.Netns, ap.rules.Netns = ns, ns
+	ap := newAppliers(ns)
 	t.Cleanup(func() {
 		// the namespace's iptables go with it; sets are per namespace too
 		_ = ap.rules.Apply(context.Background(), plan.Firewall{}, true)
@@ -131,14 +154,13 @@ func TestSetsAndInstanceChainsReadBackAsPlanned(t *testing.T) {
 
 	// What the kernel prints back equals the plan: a full resync and a
 	// fresh applier change nothing.
-	setRuns, ruleRuns := ap.sets.Restores, ap.rules.Restores
+	setRuns, ruleRuns := ap.setRestores.n, ap.rules.Restores
 	ap.apply(t, fw, true)
-	fresh := appliers{sets: ipset.New(), rules: iptables.New()}
-	fresh.sets.Netns, fresh.rules.Netns = ns, ns
+	fresh := newAppliers(ns)
 	fresh.apply(t, fw, true)
-	if ap.sets.Restores != setRuns || ap.rules.Restores != ruleRuns || fresh.sets.Restores != 0 || fresh.rules.Restores != 0 {
+	if ap.setRestores.n != setRuns || ap.rules.Restores != ruleRuns || fresh.setRestores.n != 0 || fresh.rules.Restores != 0 {
 		t.Errorf("a resync with nothing changed ran ipset %d+%d, iptables %d+%d restores; want none",
-			ap.sets.Restores-setRuns, fresh.sets.Restores, ap.rules.Restores-ruleRuns, fresh.rules.Restores)
+			ap.setRestores.n-setRuns, fresh.setRestores.n, ap.rules.Restores-ruleRuns, fresh.rules.Restores)
 	}
 
 	// A member joins and one leaves: one ipset restore, no iptables run.
@@ -147,8 +169,8 @@ func TestSetsAndInstanceChainsReadBackAsPlanned(t *testing.T) {
 	if got, want := kernelSets(t, ns), plannedSets(fw2); !slices.Equal(got, want) {
 		t.Errorf("after a membership change, ipset save:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if ap.sets.Restores != setRuns+1 || ap.rules.Restores != ruleRuns {
-		t.Errorf("a membership change ran %d ipset and %d iptables restores; want 1 and 0", ap.sets.Restores-setRuns, ap.rules.Restores-ruleRuns)
+	if ap.setRestores.n != setRuns+1 || ap.rules.Restores != ruleRuns {
+		t.Errorf("a membership change ran %d ipset and %d iptables restores; want 1 and 0", ap.setRestores.n-setRuns, ap.rules.Restores-ruleRuns)
 	}
 
 	// No rule names the group any more: its set goes, after the rules.

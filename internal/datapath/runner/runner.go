@@ -55,6 +55,21 @@ func (e Exec) Run(ctx context.Context, stdin io.Reader, name string, args ...str
 	return stdout.Bytes(), nil
 }
 
+// RunCombined runs the command and returns what it printed on standard
+// output and standard error together, for programs that report results
+// on standard error (conntrack's "N flow entries have been deleted"). A
+// failure is an *Error carrying that output.
+func (e Exec) RunCombined(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	cmd := e.Command(ctx, name, args...)
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), &Error{Command: Describe(e.Netns, name, args), Err: err, Output: strings.TrimSpace(out.String())}
+	}
+	return out.Bytes(), nil
+}
+
 // Error is a command that failed: which, why, and what it said.
 type Error struct {
 	Command string
