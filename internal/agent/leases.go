@@ -149,5 +149,5 @@ func (h *LeaseHandler) LeaseTime() time.Duration {
 	if s := h.a.state.Options.DHCPLeaseTime; s > 0 {
 		return time.Duration(s) * time.Second
 	}
-	return 120 * time.Second
+	return model.DefaultDHCPLeaseTime * time.Second
 }

@@ -90,7 +90,7 @@ func Run(args []string, stdout io.Writer) error {
 		if len(args) > 3 {
 			req.Hostname = args[3]
 		}
-		if _, err := net.ParseMAC(req.MAC); err != nil {
+		if _, err := model.ParseMAC("MAC", req.MAC); err != nil {
 			return fmt.Errorf("bad MAC %q from dnsmasq", req.MAC)
 		}
 		if a, err := netip.ParseAddr(req.Address); err != nil || !a.Is4() {
@@ -219,7 +219,7 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler) {
 			break
 		}
 		resp.Leases = ls
-		resp.LeaseSeconds = 120
+		resp.LeaseSeconds = model.DefaultDHCPLeaseTime
 		if lt, ok := h.(LeaseTimer); ok && lt.LeaseTime() > 0 {
 			resp.LeaseSeconds = int64(lt.LeaseTime() / time.Second)
 		}

@@ -50,8 +50,8 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		NetworkHost:                "",
-		DHCPDomain:                 "novalocal",
-		DHCPLeaseTime:              120,
+		DHCPDomain:                 model.DefaultDHCPDomain,
+		DHCPLeaseTime:              model.DefaultDHCPLeaseTime,
 		ForceDHCPRelease:           false,
 		FixedIPDisassociateTimeout: 600 * time.Second,
 		AllowSameNetTraffic:        true,

@@ -2,8 +2,6 @@ package manager
 
 import (
 	"context"
-	"net/netip"
-	"strings"
 	"time"
 
 	"novanet/internal/model"
@@ -47,59 +45,6 @@ func quota(ctx context.Context, tx *store.Tx, project, resource string, def int)
 		return def, err
 	}
 	return l, nil
-}
-
-// normalizeRule validates a rule and fills the defaults (any protocol
-// means ports -1, no source means 0.0.0.0/0).
-func normalizeRule(r model.SecurityGroupRule, allowSource bool) (model.SecurityGroupRule, error) {
-	r.Protocol = strings.ToLower(strings.TrimSpace(r.Protocol))
-	switch r.Protocol {
-	case "":
-		if !r.CIDR.IsValid() && r.SourceGroupID == 0 {
-			// nova: "Not enough parameters to build a valid rule".
-			return r, model.Errorf(model.ErrInvalid, "a rule without a protocol needs a cidr or a source group to admit every protocol from: give ip_protocol (tcp, udp, icmp) with from_port/to_port, or a cidr or group_id")
-		}
-		if (r.FromPort != -1 && r.FromPort != 0) || (r.ToPort != -1 && r.ToPort != 0) {
-			return r, model.Errorf(model.ErrInvalid, "ports %d..%d given without a protocol: set protocol tcp or udp, or use -1", r.FromPort, r.ToPort)
-		}
-		r.FromPort, r.ToPort = -1, -1
-	case "tcp", "udp":
-		if r.FromPort <= 0 && r.ToPort <= 0 {
-			return r, model.Errorf(model.ErrInvalid, "a %s rule needs ports: give from_port and to_port (1..65535; the same number for one port)", r.Protocol)
-		}
-		if r.FromPort < 1 || r.FromPort > 65535 || r.ToPort < 1 || r.ToPort > 65535 {
-			return r, model.Errorf(model.ErrInvalid, "%s ports %d..%d are out of range: use 1..65535", r.Protocol, r.FromPort, r.ToPort)
-		}
-		if r.FromPort > r.ToPort {
-			return r, model.Errorf(model.ErrInvalid, "from_port %d is greater than to_port %d", r.FromPort, r.ToPort)
-		}
-	case "icmp":
-		if r.FromPort < -1 || r.FromPort > 255 || r.ToPort < -1 || r.ToPort > 255 {
-			return r, model.Errorf(model.ErrInvalid, "icmp type %d / code %d out of range: use -1..255 (-1 = any)", r.FromPort, r.ToPort)
-		}
-		if r.FromPort == -1 && r.ToPort != -1 {
-			return r, model.Errorf(model.ErrInvalid, "icmp code %d needs a type: give from_port (the type) too", r.ToPort)
-		}
-	default:
-		return r, model.Errorf(model.ErrInvalid, "protocol %q is not supported: use tcp, udp, icmp or leave it empty for any", r.Protocol)
-	}
-	if r.CIDR.IsValid() && r.SourceGroupID != 0 {
-		return r, model.Errorf(model.ErrInvalid, "a rule has either a cidr or a source group, not both")
-	}
-	if r.SourceGroupID != 0 && !allowSource {
-		return r, model.Errorf(model.ErrInvalid, "default rules cannot name a source group: give a cidr")
-	}
-	if r.CIDR.IsValid() {
-		if !r.CIDR.Addr().Is4() {
-			return r, model.Errorf(model.ErrInvalid, "cidr %s is not IPv4", r.CIDR)
-		}
-		if r.CIDR.Masked() != r.CIDR {
-			return r, model.Errorf(model.ErrInvalid, "cidr %s has host bits set: use %s", r.CIDR, r.CIDR.Masked())
-		}
-	} else if r.SourceGroupID == 0 {
-		r.CIDR = netip.MustParsePrefix("0.0.0.0/0")
-	}
-	return r, nil
 }
 
 func sameRule(a, b model.SecurityGroupRule) bool {
@@ -279,7 +224,7 @@ func (m *Manager) DeleteSecurityGroup(ctx context.Context, scope model.Scope, id
 
 // CreateSecurityGroupRule adds a rule to a group of the scope.
 func (m *Manager) CreateSecurityGroupRule(ctx context.Context, scope model.Scope, rule model.SecurityGroupRule) (model.SecurityGroupRule, error) {
-	r, err := normalizeRule(rule, true)
+	r, err := rule.Normalize(true)
 	if err != nil {
 		return r, err
 	}
@@ -357,7 +302,7 @@ func (m *Manager) ListDefaultRules(ctx context.Context) ([]model.SecurityGroupRu
 
 // CreateDefaultRule adds a default rule.
 func (m *Manager) CreateDefaultRule(ctx context.Context, rule model.SecurityGroupRule) (model.SecurityGroupRule, error) {
-	r, err := normalizeRule(rule, false)
+	r, err := rule.Normalize(false)
 	if err != nil {
 		return r, err
 	}

@@ -28,9 +28,9 @@ const (
 
 // Default values of options the planner needs.
 const (
-	DefaultMetadataPort  = 8775
-	DefaultLeaseTime     = 120
-	DefaultDomain        = "novalocal"
+	DefaultMetadataPort  = model.DefaultMetadataPort
+	DefaultLeaseTime     = model.DefaultDHCPLeaseTime
+	DefaultDomain        = model.DefaultDHCPDomain
 	DefaultNetworksPath  = "/var/lib/novanet/networks"
 	DefaultDHCPBridgeBin = "/usr/local/bin/novanet-dhcpbridge"
 )

@@ -21,7 +21,7 @@ type Options struct {
 	// RoutingSourceIP is the SNAT source for fixed_range (nova: $my_ip).
 	RoutingSourceIP netip.Addr
 	MetadataHost    netip.Addr
-	MetadataPort    int // default 8775
+	MetadataPort    int // default model.DefaultMetadataPort
 	DMZCIDRs        []netip.Prefix
 	// NetworksPath is where dnsmasq files live (nova: $state_path/networks).
 	NetworksPath string
