@@ -45,7 +45,7 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 				return model.Errorf(model.ErrConflict, "floating range %s overlaps fixed network %q (%s)", req.IPRange, n.Label, n.CIDR)
 			}
 		}
-		if k, err := tx.CountFloatingInRange(ctx, lo, hi, ""); err != nil {
+		if k, err := tx.CountFloatings(ctx, store.FloatingFilter{From: lo, To: hi}); err != nil {
 			return err
 		} else if k > 0 {
 			return model.Errorf(model.ErrConflict, "%d addresses of %s are already floating ips: delete them or choose another range", k, req.IPRange)
@@ -53,7 +53,7 @@ func (m *Manager) CreateFloatingRange(ctx context.Context, req model.FloatingRan
 		if err := tx.InsertFloatingIPs(ctx, addrs, pool, iface); err != nil {
 			return err
 		}
-		fls, err := tx.Floatings(ctx, `fl.ipnum BETWEEN ? AND ?`, store.IPNum(lo), store.IPNum(hi))
+		fls, err := tx.ListFloatings(ctx, store.FloatingFilter{From: lo, To: hi})
 		out = out[:0]
 		for _, f := range fls {
 			out = append(out, f.FloatingIP)
@@ -74,7 +74,7 @@ func (m *Manager) DeleteFloatingRange(ctx context.Context, ipRange string) (int,
 		if err := tx.LockFloatingRange(ctx, lo, hi); err != nil {
 			return err
 		}
-		used, err := tx.CountFloatingInRange(ctx, lo, hi, "fl.project_id IS NOT NULL")
+		used, err := tx.CountFloatings(ctx, store.FloatingFilter{From: lo, To: hi, Allocated: true})
 		if err != nil {
 			return err
 		}
@@ -98,9 +98,9 @@ func (m *Manager) ListFloatingIPs(ctx context.Context, scope model.Scope, all bo
 		var err error
 		switch {
 		case all && scope.Admin:
-			fls, err = tx.Floatings(ctx, "")
+			fls, err = tx.ListFloatings(ctx, store.FloatingFilter{})
 		case scope.ProjectID != "":
-			fls, err = tx.Floatings(ctx, `fl.project_id = ?`, scope.ProjectID)
+			fls, err = tx.ListFloatings(ctx, store.FloatingFilter{ProjectID: scope.ProjectID})
 		}
 		out = out[:0]
 		for _, f := range fls {

@@ -295,7 +295,7 @@ func instanceDetail(ctx context.Context, tx *store.Tx, id string) (model.Instanc
 			continue
 		}
 		d.FixedIPs = append(d.FixedIPs, f)
-		fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
+		fls, err := tx.ListFloatings(ctx, store.FloatingFilter{FixedIPID: f.ID})
 		if err != nil {
 			return d, err
 		}
@@ -340,7 +340,7 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 				nets[n.ID] = n
 				hosts = append(hosts, n.Host)
 			}
-			fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, f.ID)
+			fls, err := tx.ListFloatings(ctx, store.FloatingFilter{FixedIPID: f.ID})
 			if err != nil {
 				return err
 			}

@@ -206,7 +206,7 @@ func (m *Manager) buildMetadata(ctx context.Context, tx *store.Tx, inst model.In
 		md.SecurityGroups = append(md.SecurityGroups, sg.Name)
 	}
 	sort.Strings(md.SecurityGroups)
-	fls, err := tx.Floatings(ctx, `fl.fixed_ip_id = ?`, p.Address.ID)
+	fls, err := tx.ListFloatings(ctx, store.FloatingFilter{FixedIPID: p.Address.ID})
 	if err != nil {
 		return md, err
 	}

@@ -207,7 +207,7 @@ func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateReq
 			}
 			// An address must not be both fixed and floating (the
 			// floating range create refuses the reverse).
-			if k, err := tx.CountFloatingInRange(ctx, pn.net.CIDR.Addr(), model.LastAddr(pn.net.CIDR), ""); err != nil {
+			if k, err := tx.CountFloatings(ctx, store.FloatingFilter{From: pn.net.CIDR.Addr(), To: model.LastAddr(pn.net.CIDR)}); err != nil {
 				return err
 			} else if k > 0 {
 				return model.Errorf(model.ErrConflict, "%s overlaps %d floating ip addresses: choose a range outside the floating ranges (see 'novanet floating list')", pn.net.CIDR, k)

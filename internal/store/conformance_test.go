@@ -86,7 +86,7 @@ func runConformance(t *testing.T, open opener) {
 			if _, err := tx.FindNetwork(ctx, "nope"); !model.IsKind(err, model.ErrNotFound) {
 				return fmt.Errorf("missing network: %v", err)
 			}
-			rows, err := tx.FixedIPsOfNetwork(ctx, n.ID, "")
+			rows, err := tx.FixedIPsOfNetwork(ctx, n.ID)
 			if err != nil || len(rows) != 256 {
 				return fmt.Errorf("rows %d %v", len(rows), err)
 			}
@@ -277,8 +277,31 @@ func runConformance(t *testing.T, open opener) {
 			if err != nil || f.Address != addrs[0] || f.ProjectID != "p1" {
 				return fmt.Errorf("allocate %+v %v", f, err)
 			}
-			if n, _ := tx.CountFloatingInRange(ctx, addrs[0], addrs[2], "fl.project_id IS NOT NULL"); n != 1 {
+			if n, _ := tx.CountFloatings(ctx, store.FloatingFilter{From: addrs[0], To: addrs[2], Allocated: true}); n != 1 {
 				return fmt.Errorf("in use %d", n)
+			}
+			for _, c := range []struct {
+				f    store.FloatingFilter
+				want []netip.Addr
+			}{
+				{store.FloatingFilter{}, addrs},
+				{store.FloatingFilter{ProjectID: "p1"}, addrs[:1]},
+				{store.FloatingFilter{ProjectID: "p2"}, nil},
+				{store.FloatingFilter{Allocated: true}, addrs[:1]},
+				{store.FloatingFilter{From: addrs[1], To: addrs[2]}, addrs[1:]},
+				{store.FloatingFilter{From: addrs[1]}, addrs[1:]},
+				{store.FloatingFilter{To: addrs[0], Allocated: true}, addrs[:1]},
+				{store.FloatingFilter{Associated: true}, nil},
+				{store.FloatingFilter{Host: "net1"}, nil},
+			} {
+				fls, err := tx.ListFloatings(ctx, c.f)
+				var got []netip.Addr
+				for _, fl := range fls {
+					got = append(got, fl.Address)
+				}
+				if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
+					return fmt.Errorf("floatings %+v: %v %v, want %v", c.f, got, err, c.want)
+				}
 			}
 			g, created, err := tx.InsertSecurityGroup(ctx, model.SecurityGroup{ProjectID: "p1", Name: "default"})
 			if err != nil || !created {

@@ -82,13 +82,9 @@ func (t *Tx) FixedIPsByHost(ctx context.Context, host string) ([]model.FixedIP, 
 	return t.fixedIPs(ctx, `host = ?`, host)
 }
 
-// FixedIPsOfNetwork returns the rows of a network matching an optional
-// extra condition (e.g. "allocated OR leased").
-func (t *Tx) FixedIPsOfNetwork(ctx context.Context, networkID int64, cond string) ([]model.FixedIP, error) {
-	if cond == "" {
-		cond = "TRUE"
-	}
-	return t.fixedIPs(ctx, `network_id = ? AND (`+cond+`)`, networkID)
+// FixedIPsOfNetwork returns every row of a network.
+func (t *Tx) FixedIPsOfNetwork(ctx context.Context, networkID int64) ([]model.FixedIP, error) {
+	return t.fixedIPs(ctx, `network_id = ?`, networkID)
 }
 
 // SetFixedIPReserved flips the reserved flag.

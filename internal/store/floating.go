@@ -45,12 +45,74 @@ func IPNum(a netip.Addr) int64 {
 	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
 }
 
-// Floatings returns floating IPs matching a condition on fl (e.g.
-// "fl.project_id = ?"), ordered by address number.
+// FloatingFilter selects floating IPs; zero fields match every row, and
+// the fields set must all hold.
+type FloatingFilter struct {
+	// From and To, when valid, bound the address (inclusive).
+	From, To netip.Addr
+	// ProjectID: allocated to this project.
+	ProjectID string
+	// Allocated: allocated to some project.
+	Allocated bool
+	// FixedIPID: associated with this fixed IP row.
+	FixedIPID int64
+	// Host: NATed on this host.
+	Host string
+	// Associated: associated with some fixed IP.
+	Associated bool
+}
+
+// where renders the filter as a condition on fl and its arguments.
+func (f FloatingFilter) where() (string, []any) {
+	conds := []string{"TRUE"}
+	var args []any
+	add := func(cond string, vals ...any) {
+		conds = append(conds, cond)
+		args = append(args, vals...)
+	}
+	if f.From.IsValid() {
+		add("fl.ipnum >= ?", IPNum(f.From))
+	}
+	if f.To.IsValid() {
+		add("fl.ipnum <= ?", IPNum(f.To))
+	}
+	if f.ProjectID != "" {
+		add("fl.project_id = ?", f.ProjectID)
+	}
+	if f.Allocated {
+		add("fl.project_id IS NOT NULL")
+	}
+	if f.FixedIPID != 0 {
+		add("fl.fixed_ip_id = ?", f.FixedIPID)
+	}
+	if f.Host != "" {
+		add("fl.host = ?", f.Host)
+	}
+	if f.Associated {
+		add("fl.fixed_ip_id IS NOT NULL")
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// ListFloatings returns the floating IPs f selects, ordered by address.
+func (t *Tx) ListFloatings(ctx context.Context, f FloatingFilter) ([]Floating, error) {
+	cond, args := f.where()
+	return t.floatings(ctx, cond, args...)
+}
+
+// Floatings returns floating IPs matching a condition on fl.
+//
+// Deprecated: use ListFloatings. Kept only until the host state query
+// (internal/manager/hoststate.go) moves to FloatingFilter{Host: host,
+// Associated: true}.
 func (t *Tx) Floatings(ctx context.Context, cond string, args ...any) ([]Floating, error) {
 	if cond == "" {
 		cond = "TRUE"
 	}
+	return t.floatings(ctx, cond, args...)
+}
+
+func (t *Tx) floatings(ctx context.Context, cond string, args ...any) ([]Floating, error) {
 	rows, err := t.Query(ctx, floatingSelect+` WHERE `+cond+` ORDER BY fl.ipnum`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list floating ips: %w", err)
@@ -85,13 +147,11 @@ func (t *Tx) FloatingByID(ctx context.Context, id int64) (Floating, error) {
 	return f, err
 }
 
-// CountFloatingInRange counts floating IPs whose address lies in [lo, hi].
-func (t *Tx) CountFloatingInRange(ctx context.Context, lo, hi netip.Addr, cond string) (int, error) {
-	if cond == "" {
-		cond = "TRUE"
-	}
+// CountFloatings counts the floating IPs f selects.
+func (t *Tx) CountFloatings(ctx context.Context, f FloatingFilter) (int, error) {
+	cond, args := f.where()
 	var n int
-	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM floating_ips fl WHERE ipnum BETWEEN ? AND ? AND (`+cond+`)`, IPNum(lo), IPNum(hi)).Scan(&n)
+	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM floating_ips fl WHERE `+cond, args...).Scan(&n)
 	return n, err
 }
 
