@@ -48,95 +48,24 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 	if err := req.Check(); err != nil {
 		return model.InstanceDetail{}, err
 	}
-	project := req.ProjectID
-	if scope.Admin {
-		if project == "" {
-			return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "project_id is required when an admin boots an instance")
-		}
-	} else {
-		if project != "" && project != scope.ProjectID {
-			return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "project %s may not boot instances for project %s", scope.ProjectID, project)
-		}
-		project = scope.ProjectID
+	project, err := bootProject(scope, req.ProjectID)
+	if err != nil {
+		return model.InstanceDetail{}, err
 	}
-	if project == "" {
-		return model.InstanceDetail{}, model.Errorf(model.ErrForbidden, "no project in the caller's scope")
+	id, err := bootUUID(req.UUID)
+	if err != nil {
+		return model.InstanceDetail{}, err
 	}
-	id := req.UUID
-	if id == "" {
-		id = uuid.NewString()
-	} else {
-		u, err := uuid.Parse(id)
-		if err != nil {
-			return model.InstanceDetail{}, model.Errorf(model.ErrInvalid, "uuid %q is malformed: give a UUID or leave it empty", req.UUID)
-		}
-		id = u.String()
-	}
-	groupNames := req.SecurityGroups
-	if len(groupNames) == 0 {
-		groupNames = []string{"default"}
+	b := boot{req: req, project: project, id: id, groupNames: req.SecurityGroups}
+	if len(b.groupNames) == 0 {
+		b.groupNames = []string{"default"}
 	}
 	var detail model.InstanceDetail
 	var noFloating bool
-	err := m.update(ctx, func(tx *store.Tx, c *change) error {
-		noFloating = false
-		n, err := bootNetwork(ctx, tx, req.Network, project)
-		if err != nil {
-			return err
-		}
-		groups, err := m.bootGroups(ctx, tx, project, groupNames)
-		if err != nil {
-			return err
-		}
-		// Truncated to the store's unit so the answer equals a later read.
-		inst := model.Instance{UUID: id, Hostname: req.Hostname, ProjectID: project, Host: req.Host,
-			UserData: req.UserData, KeyName: req.KeyName, KeyData: req.KeyData, CreatedAt: nowUTC().Truncate(time.Microsecond),
-			SecurityGroups: groups}
-		if ok, err := tx.InsertInstanceNew(ctx, inst); err != nil {
-			return err
-		} else if !ok {
-			return model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", id)
-		}
-		if err := tx.AddInstanceGroups(ctx, id, groups); err != nil {
-			return err
-		}
-		vif, err := m.bootVIF(ctx, tx, n, id, req.Host)
-		if err != nil {
-			return err
-		}
-		fixed, err := bootFixedIP(ctx, tx, n, req.FixedAddress, id, vif.ID)
-		if err != nil {
-			return err
-		}
-		if n.MultiHost {
-			if err := hostGatewayAddress(ctx, tx, n, req.Host); err != nil {
-				return err
-			}
-		}
-		detail = model.InstanceDetail{Instance: inst, VIFs: []model.VIF{vif}, FixedIPs: []model.FixedIP{fixed}, FloatingIPs: []model.FloatingIP{}}
-		if m.opts.AutoAssignFloatingIP {
-			fl, err := tx.AllocateFloating(ctx, m.opts.DefaultFloatingPool, project, true)
-			switch {
-			case store.IsNoFreeAddress(err):
-				noFloating = true
-			case err != nil:
-				return err
-			default:
-				if err := tx.AssociateFloating(ctx, fl.ID, fixed.ID, natHost(n, req.Host)); err != nil {
-					return err
-				}
-				fl.FixedAddress, fl.InstanceUUID, fl.Host = fixed.Address, id, natHost(n, req.Host)
-				detail.FloatingIPs = append(detail.FloatingIPs, fl.FloatingIP)
-			}
-		}
-		// The host rows last: every boot bumps its network host's row, and
-		// a row lock is held until commit, so taking it last keeps the
-		// boots queued on it for one statement instead of the whole boot.
-		others, err := tx.SourceGroupHosts(ctx, groups)
-		if err != nil {
-			return err
-		}
-		return c.bump(ctx, tx, append(others, req.Host, n.Host)...)
+	err = m.update(ctx, func(tx *store.Tx, c *change) error {
+		var err error
+		detail, noFloating, err = m.bootInTx(ctx, tx, c, b)
+		return err
 	})
 	if err != nil {
 		return model.InstanceDetail{}, err
@@ -147,6 +76,127 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 		m.log.Error("auto_assign_floating_ip: no free floating ip", "pool", m.opts.DefaultFloatingPool, "instance", id)
 	}
 	return detail, nil
+}
+
+// boot is a checked boot request: whose, which uuid, which groups.
+type boot struct {
+	req        model.BootRequest
+	project    string
+	id         string
+	groupNames []string
+}
+
+// bootProject is the project a boot is for: an admin names it, anyone
+// else boots into their own.
+func bootProject(scope model.Scope, project string) (string, error) {
+	if scope.Admin {
+		if project == "" {
+			return "", model.Errorf(model.ErrInvalid, "project_id is required when an admin boots an instance")
+		}
+		return project, nil
+	}
+	if project != "" && project != scope.ProjectID {
+		return "", model.Errorf(model.ErrForbidden, "project %s may not boot instances for project %s", scope.ProjectID, project)
+	}
+	if scope.ProjectID == "" {
+		return "", model.Errorf(model.ErrForbidden, "no project in the caller's scope")
+	}
+	return scope.ProjectID, nil
+}
+
+// bootUUID is the instance's uuid in canonical form, a new one when the
+// request gives none.
+func bootUUID(ref string) (string, error) {
+	if ref == "" {
+		return uuid.NewString(), nil
+	}
+	u, err := uuid.Parse(ref)
+	if err != nil {
+		return "", model.Errorf(model.ErrInvalid, "uuid %q is malformed: give a UUID or leave it empty", ref)
+	}
+	return u.String(), nil
+}
+
+// bootInTx records the instance with its groups, VIF, fixed address and
+// (auto_assign_floating_ip) floating address. noFloating: the pool had
+// none to give, which does not fail the boot.
+func (m *Manager) bootInTx(ctx context.Context, tx *store.Tx, c *change, b boot) (detail model.InstanceDetail, noFloating bool, err error) {
+	n, err := bootNetwork(ctx, tx, b.req.Network, b.project)
+	if err != nil {
+		return detail, false, err
+	}
+	groups, err := m.bootGroups(ctx, tx, b.project, b.groupNames)
+	if err != nil {
+		return detail, false, err
+	}
+	inst, err := insertInstance(ctx, tx, b, groups)
+	if err != nil {
+		return detail, false, err
+	}
+	vif, err := m.bootVIF(ctx, tx, n, b.id, b.req.Host)
+	if err != nil {
+		return detail, false, err
+	}
+	fixed, err := bootFixedIP(ctx, tx, n, b.req.FixedAddress, b.id, vif.ID)
+	if err != nil {
+		return detail, false, err
+	}
+	if n.MultiHost {
+		if err := hostGatewayAddress(ctx, tx, n, b.req.Host); err != nil {
+			return detail, false, err
+		}
+	}
+	detail = model.InstanceDetail{Instance: inst, VIFs: []model.VIF{vif}, FixedIPs: []model.FixedIP{fixed}, FloatingIPs: []model.FloatingIP{}}
+	if m.opts.AutoAssignFloatingIP {
+		fl, ok, err := m.autoAssignFloating(ctx, tx, n, b, fixed)
+		if err != nil {
+			return detail, false, err
+		}
+		if ok {
+			detail.FloatingIPs = append(detail.FloatingIPs, fl)
+		}
+		noFloating = !ok
+	}
+	// The host rows last: every boot bumps its network host's row, and
+	// a row lock is held until commit, so taking it last keeps the
+	// boots queued on it for one statement instead of the whole boot.
+	others, err := tx.SourceGroupHosts(ctx, groups)
+	if err != nil {
+		return detail, false, err
+	}
+	return detail, noFloating, c.bump(ctx, tx, append(others, b.req.Host, n.Host)...)
+}
+
+// insertInstance records the instance and its group memberships.
+func insertInstance(ctx context.Context, tx *store.Tx, b boot, groups []int64) (model.Instance, error) {
+	// Truncated to the store's unit so the answer equals a later read.
+	inst := model.Instance{UUID: b.id, Hostname: b.req.Hostname, ProjectID: b.project, Host: b.req.Host,
+		UserData: b.req.UserData, KeyName: b.req.KeyName, KeyData: b.req.KeyData, CreatedAt: nowUTC().Truncate(time.Microsecond),
+		SecurityGroups: groups}
+	if ok, err := tx.InsertInstanceNew(ctx, inst); err != nil {
+		return inst, err
+	} else if !ok {
+		return inst, model.Errorf(model.ErrConflict, "instance %s exists: give another uuid", b.id)
+	}
+	return inst, tx.AddInstanceGroups(ctx, b.id, groups)
+}
+
+// autoAssignFloating gives the new instance a floating IP from the
+// default pool; ok is false when the pool has none free.
+func (m *Manager) autoAssignFloating(ctx context.Context, tx *store.Tx, n model.Network, b boot, fixed model.FixedIP) (model.FloatingIP, bool, error) {
+	fl, err := tx.AllocateFloating(ctx, m.opts.DefaultFloatingPool, b.project, true)
+	if store.IsNoFreeAddress(err) {
+		return model.FloatingIP{}, false, nil
+	}
+	if err != nil {
+		return model.FloatingIP{}, false, err
+	}
+	nat := natHost(n, b.req.Host)
+	if err := tx.AssociateFloating(ctx, fl.ID, fixed.ID, nat); err != nil {
+		return model.FloatingIP{}, false, err
+	}
+	fl.FixedAddress, fl.InstanceUUID, fl.Host = fixed.Address, b.id, nat
+	return fl.FloatingIP, true, nil
 }
 
 // bootNetwork finds the network a boot names (or the first the project

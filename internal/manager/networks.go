@@ -35,138 +35,203 @@ type plannedNetwork struct {
 
 // planNetworks validates req and carves its subnets; it touches no store.
 func (m *Manager) planNetworks(req model.NetworkCreateRequest) ([]plannedNetwork, error) {
-	rng, err := req.Check()
+	spec, err := m.networkSpec(req)
 	if err != nil {
 		return nil, err
 	}
-	kind := req.Kind
-	if kind == "" {
-		kind = model.KindFlatDHCP
-	}
-	label := strings.TrimSpace(req.Label)
-	rangeSize := 1 << (32 - rng.Bits())
-	num := req.NumNetworks
-	if num == 0 {
-		num = 1
-	}
-	if num < 1 {
-		return nil, model.Errorf(model.ErrInvalid, "num_networks %d must be at least 1", num)
-	}
-	size := req.NetworkSize
-	if size == 0 {
-		// nova-manage's default: /24 subnets, or the whole range if smaller.
-		size = min(256, rangeSize)
-	}
-	if bits.OnesCount(uint(size)) != 1 {
-		return nil, model.Errorf(model.ErrInvalid, "network_size %d is not a power of two: use e.g. 256 for /24 subnets", size)
-	}
-	if size < 4 {
-		return nil, model.Errorf(model.ErrInvalid, "network_size %d is too small: a network needs at least 4 addresses (/30: network, gateway, one instance, broadcast)", size)
-	}
-	if kind == model.KindVLAN && size < 8 {
-		return nil, model.Errorf(model.ErrInvalid, "network_size %d is too small for a vlan network: it needs network, gateway, vpn, broadcast and instances (at least 8, a /29)", size)
-	}
-	if num*size > rangeSize {
-		return nil, model.Errorf(model.ErrInvalid, "fixed_range_v4 %s has %d addresses, not enough for %d networks of %d: give a larger range or fewer/smaller networks", rng, rangeSize, num, size)
-	}
-	bridge := strings.TrimSpace(req.Bridge)
-	if bridge == "" && kind != model.KindVLAN {
-		bridge = m.opts.FlatNetworkBridge
-	}
-	if bridge == "" && kind != model.KindVLAN {
-		return nil, model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100, or set flat_network_bridge for serve", kind)
-	}
-	if kind == model.KindVLAN {
-		if req.VLAN == 0 {
-			return nil, model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (1..4094)")
-		}
-		if req.VLAN < 1 || req.VLAN+num-1 > 4094 {
-			return nil, model.Errorf(model.ErrInvalid, "vlan %d..%d is outside 1..4094: choose a lower vlan or fewer networks", req.VLAN, req.VLAN+num-1)
-		}
-		if bridge != "" && num > 1 {
-			return nil, model.Errorf(model.ErrInvalid, "one bridge %q for %d vlan networks: leave bridge empty to get br<vlan> per network", bridge, num)
-		}
-	} else if req.VLAN != 0 {
-		return nil, model.Errorf(model.ErrInvalid, "vlan %d given for a %s network: vlan ids are for kind vlan only", req.VLAN, kind)
-	}
-	// Check has parsed them once already.
-	dns1, _ := model.ParseOptAddr4("dns1", req.DNS1)
-	dns2, _ := model.ParseOptAddr4("dns2", req.DNS2)
-	gateway, _ := model.ParseOptAddr4("gateway", req.Gateway)
-	dhcpStart, _ := model.ParseOptAddr4("dhcp_start", req.DHCPStart)
-	if num > 1 && (gateway.IsValid() || dhcpStart.IsValid()) {
-		return nil, model.Errorf(model.ErrInvalid, "gateway and dhcp_start can be given only with num_networks 1")
-	}
-	host := strings.TrimSpace(req.Host)
-	if req.MultiHost && host != "" {
-		return nil, model.Errorf(model.ErrInvalid, "host %q given for a multi-host network: every compute host serves its own instances; leave host empty", host)
-	}
-	if !req.MultiHost && host == "" {
-		host = m.opts.NetworkHost
-	}
-	if !req.MultiHost && host == "" && kind != model.KindFlat {
-		return nil, model.Errorf(model.ErrInvalid, "no network host: give host or set network_host in nova.conf")
-	}
-	if host != "" {
-		if err := model.CheckHostName("host", host); err != nil {
+	out := make([]plannedNetwork, 0, spec.num)
+	for i := range spec.num {
+		pn, err := spec.subnet(i)
+		if err != nil {
 			return nil, err
 		}
-	}
-	prefixBits := 32 - bits.TrailingZeros(uint(size))
-	var out []plannedNetwork
-	for i := 0; i < num; i++ {
-		base := u32(rng.Addr()) + uint32(i*size)
-		p := netip.PrefixFrom(addr4(base), prefixBits)
-		bc := broadcastOf(p)
-		gw := gateway
-		if !gw.IsValid() {
-			gw = addr4(base + 1)
-		}
-		if !p.Contains(gw) || gw == p.Addr() || gw == bc {
-			return nil, model.Errorf(model.ErrInvalid, "gateway %s is not a host address of %s: use one between %s and %s", gw, p, addr4(base+1), addr4(u32(bc)-1))
-		}
-		res := map[netip.Addr]bool{p.Addr(): true, gw: true, bc: true}
-		vpn := netip.Addr{}
-		if kind == model.KindVLAN {
-			vpn = gw.Next()
-			if vpn == bc {
-				vpn = addr4(base + 2)
-			}
-			res[vpn] = true
-		}
-		ds := dhcpStart
-		if !ds.IsValid() {
-			ds = gw.Next()
-			for res[ds] && ds != bc {
-				ds = ds.Next()
-			}
-		}
-		if !p.Contains(ds) || ds == p.Addr() || ds == bc || ds == gw {
-			return nil, model.Errorf(model.ErrInvalid, "dhcp_start %s is not a free host address of %s: use one after the gateway and before %s", ds, p, bc)
-		}
-		if len(res) >= size {
-			return nil, model.Errorf(model.ErrInvalid, "network %s leaves no address for instances: use a larger network_size", p)
-		}
-		n := model.Network{
-			UUID: uuid.NewString(), Label: label, Kind: kind, CIDR: p, Gateway: gw, Broadcast: bc, DHCPStart: ds,
-			DNS1: dns1, DNS2: dns2, Bridge: bridge, BridgeInterface: req.BridgeInterface,
-			MultiHost: req.MultiHost, ProjectID: req.ProjectID, Host: host, MTU: req.MTU,
-		}
-		if num > 1 {
-			n.Label = fmt.Sprintf("%s_%d", label, i)
-		}
-		if kind == model.KindVLAN {
-			n.VLAN = req.VLAN + i
-			if n.Bridge == "" {
-				n.Bridge = fmt.Sprintf("br%d", n.VLAN)
-			}
-		}
-		if req.MultiHost {
-			n.Host = ""
-		}
-		out = append(out, plannedNetwork{net: n, reserved: res, lowest: ds})
+		out = append(out, pn)
 	}
 	return out, nil
+}
+
+// networkSpec is a network create request with its defaults filled in
+// and checked: how to carve the range and what each subnet gets.
+type networkSpec struct {
+	req                            model.NetworkCreateRequest
+	rng                            netip.Prefix
+	kind                           model.ManagerKind
+	label, bridge, host            string
+	num, size                      int
+	dns1, dns2, gateway, dhcpStart netip.Addr
+}
+
+// networkSpec checks req and fills the defaults of nova-manage and of
+// serve's options.
+func (m *Manager) networkSpec(req model.NetworkCreateRequest) (networkSpec, error) {
+	rng, err := req.Check()
+	if err != nil {
+		return networkSpec{}, err
+	}
+	s := networkSpec{req: req, rng: rng, kind: req.Kind, label: strings.TrimSpace(req.Label)}
+	if s.kind == "" {
+		s.kind = model.KindFlatDHCP
+	}
+	if err := s.sizes(); err != nil {
+		return s, err
+	}
+	if err := s.bridgeAndVLAN(m.opts.FlatNetworkBridge); err != nil {
+		return s, err
+	}
+	if err := s.addresses(); err != nil {
+		return s, err
+	}
+	return s, s.networkHost(m.opts.NetworkHost)
+}
+
+// sizes fills and checks how many subnets of how many addresses.
+func (s *networkSpec) sizes() error {
+	rangeSize := 1 << (32 - s.rng.Bits())
+	s.num = s.req.NumNetworks
+	if s.num == 0 {
+		s.num = 1
+	}
+	if s.num < 1 {
+		return model.Errorf(model.ErrInvalid, "num_networks %d must be at least 1", s.num)
+	}
+	s.size = s.req.NetworkSize
+	if s.size == 0 {
+		// nova-manage's default: /24 subnets, or the whole range if smaller.
+		s.size = min(256, rangeSize)
+	}
+	if bits.OnesCount(uint(s.size)) != 1 {
+		return model.Errorf(model.ErrInvalid, "network_size %d is not a power of two: use e.g. 256 for /24 subnets", s.size)
+	}
+	if s.size < 4 {
+		return model.Errorf(model.ErrInvalid, "network_size %d is too small: a network needs at least 4 addresses (/30: network, gateway, one instance, broadcast)", s.size)
+	}
+	if s.kind == model.KindVLAN && s.size < 8 {
+		return model.Errorf(model.ErrInvalid, "network_size %d is too small for a vlan network: it needs network, gateway, vpn, broadcast and instances (at least 8, a /29)", s.size)
+	}
+	if s.num*s.size > rangeSize {
+		return model.Errorf(model.ErrInvalid, "fixed_range_v4 %s has %d addresses, not enough for %d networks of %d: give a larger range or fewer/smaller networks", s.rng, rangeSize, s.num, s.size)
+	}
+	return nil
+}
+
+// bridgeAndVLAN fills the bridge (flat_network_bridge by default) and
+// checks the vlan ids against the kind.
+func (s *networkSpec) bridgeAndVLAN(flatNetworkBridge string) error {
+	s.bridge = strings.TrimSpace(s.req.Bridge)
+	vlan, num := s.req.VLAN, s.num
+	if s.kind != model.KindVLAN {
+		if s.bridge == "" {
+			s.bridge = flatNetworkBridge
+		}
+		if s.bridge == "" {
+			return model.Errorf(model.ErrInvalid, "bridge is required for %s networks: give one such as br100, or set flat_network_bridge for serve", s.kind)
+		}
+		if vlan != 0 {
+			return model.Errorf(model.ErrInvalid, "vlan %d given for a %s network: vlan ids are for kind vlan only", vlan, s.kind)
+		}
+		return nil
+	}
+	if vlan == 0 {
+		return model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (1..4094)")
+	}
+	if vlan < 1 || vlan+num-1 > 4094 {
+		return model.Errorf(model.ErrInvalid, "vlan %d..%d is outside 1..4094: choose a lower vlan or fewer networks", vlan, vlan+num-1)
+	}
+	if s.bridge != "" && num > 1 {
+		return model.Errorf(model.ErrInvalid, "one bridge %q for %d vlan networks: leave bridge empty to get br<vlan> per network", s.bridge, num)
+	}
+	return nil
+}
+
+// addresses takes the optional addresses of the request.
+func (s *networkSpec) addresses() error {
+	// Check has parsed them once already.
+	s.dns1, _ = model.ParseOptAddr4("dns1", s.req.DNS1)
+	s.dns2, _ = model.ParseOptAddr4("dns2", s.req.DNS2)
+	s.gateway, _ = model.ParseOptAddr4("gateway", s.req.Gateway)
+	s.dhcpStart, _ = model.ParseOptAddr4("dhcp_start", s.req.DHCPStart)
+	if s.num > 1 && (s.gateway.IsValid() || s.dhcpStart.IsValid()) {
+		return model.Errorf(model.ErrInvalid, "gateway and dhcp_start can be given only with num_networks 1")
+	}
+	return nil
+}
+
+// networkHost fills the single-host network host (network_host by
+// default); a multi-host network has none.
+func (s *networkSpec) networkHost(networkHost string) error {
+	s.host = strings.TrimSpace(s.req.Host)
+	if s.req.MultiHost && s.host != "" {
+		return model.Errorf(model.ErrInvalid, "host %q given for a multi-host network: every compute host serves its own instances; leave host empty", s.host)
+	}
+	if !s.req.MultiHost && s.host == "" {
+		s.host = networkHost
+	}
+	if !s.req.MultiHost && s.host == "" && s.kind != model.KindFlat {
+		return model.Errorf(model.ErrInvalid, "no network host: give host or set network_host in nova.conf")
+	}
+	if s.host != "" {
+		return model.CheckHostName("host", s.host)
+	}
+	return nil
+}
+
+// subnet carves the i-th subnet: its prefix, gateway, reserved
+// addresses and first DHCP address.
+func (s networkSpec) subnet(i int) (plannedNetwork, error) {
+	base := u32(s.rng.Addr()) + uint32(i*s.size)
+	p := netip.PrefixFrom(addr4(base), 32-bits.TrailingZeros(uint(s.size)))
+	bc := broadcastOf(p)
+	gw := s.gateway
+	if !gw.IsValid() {
+		gw = addr4(base + 1)
+	}
+	if !p.Contains(gw) || gw == p.Addr() || gw == bc {
+		return plannedNetwork{}, model.Errorf(model.ErrInvalid, "gateway %s is not a host address of %s: use one between %s and %s", gw, p, addr4(base+1), addr4(u32(bc)-1))
+	}
+	res := map[netip.Addr]bool{p.Addr(): true, gw: true, bc: true}
+	if s.kind == model.KindVLAN {
+		vpn := gw.Next()
+		if vpn == bc {
+			vpn = addr4(base + 2)
+		}
+		res[vpn] = true
+	}
+	ds := s.dhcpStart
+	if !ds.IsValid() {
+		ds = gw.Next()
+		for res[ds] && ds != bc {
+			ds = ds.Next()
+		}
+	}
+	if !p.Contains(ds) || ds == p.Addr() || ds == bc || ds == gw {
+		return plannedNetwork{}, model.Errorf(model.ErrInvalid, "dhcp_start %s is not a free host address of %s: use one after the gateway and before %s", ds, p, bc)
+	}
+	if len(res) >= s.size {
+		return plannedNetwork{}, model.Errorf(model.ErrInvalid, "network %s leaves no address for instances: use a larger network_size", p)
+	}
+	return plannedNetwork{net: s.network(i, p, gw, bc, ds), reserved: res, lowest: ds}, nil
+}
+
+// network is the i-th subnet's row.
+func (s networkSpec) network(i int, p netip.Prefix, gw, bc, ds netip.Addr) model.Network {
+	n := model.Network{
+		UUID: uuid.NewString(), Label: s.label, Kind: s.kind, CIDR: p, Gateway: gw, Broadcast: bc, DHCPStart: ds,
+		DNS1: s.dns1, DNS2: s.dns2, Bridge: s.bridge, BridgeInterface: s.req.BridgeInterface,
+		MultiHost: s.req.MultiHost, ProjectID: s.req.ProjectID, Host: s.host, MTU: s.req.MTU,
+	}
+	if s.num > 1 {
+		n.Label = fmt.Sprintf("%s_%d", s.label, i)
+	}
+	if s.kind == model.KindVLAN {
+		n.VLAN = s.req.VLAN + i
+		if n.Bridge == "" {
+			n.Bridge = fmt.Sprintf("br%d", n.VLAN)
+		}
+	}
+	if s.req.MultiHost {
+		n.Host = ""
+	}
+	return n
 }
 
 // CreateNetworks is nova-manage network create: all subnets or none.
@@ -177,72 +242,88 @@ func (m *Manager) CreateNetworks(ctx context.Context, req model.NetworkCreateReq
 	}
 	var out []model.Network
 	err = m.update(ctx, func(tx *store.Tx, c *change) error {
-		out = out[:0]
 		// Overlap is a property of all networks and floating ranges
 		// together: creations take turns.
 		if err := tx.LockName(ctx, "address-space"); err != nil {
 			return err
 		}
-		existing, err := tx.ListNetworks(ctx)
-		if err != nil {
+		if err := checkAddressSpace(ctx, tx, plan); err != nil {
 			return err
 		}
-		var hosts []string
-		for i, pn := range plan {
-			for _, e := range existing {
-				if e.CIDR.Overlaps(pn.net.CIDR) {
-					return model.Errorf(model.ErrConflict, "%s overlaps network %q (%s): choose a range that does not overlap", pn.net.CIDR, e.Label, e.CIDR)
-				}
-				if e.Label == pn.net.Label {
-					return model.Errorf(model.ErrConflict, "a network labelled %q exists (%s): choose another label", e.Label, e.CIDR)
-				}
-				if pn.net.VLAN != 0 && e.VLAN == pn.net.VLAN {
-					return model.Errorf(model.ErrConflict, "vlan %d is used by network %q: choose another vlan", e.VLAN, e.Label)
-				}
-			}
-			for _, o := range plan[:i] {
-				if o.net.CIDR.Overlaps(pn.net.CIDR) {
-					return model.Errorf(model.ErrConflict, "new networks %s and %s overlap", o.net.CIDR, pn.net.CIDR)
-				}
-			}
-			// An address must not be both fixed and floating (the
-			// floating range create refuses the reverse).
-			if k, err := tx.CountFloatings(ctx, store.FloatingFilter{From: pn.net.CIDR.Addr(), To: model.LastAddr(pn.net.CIDR)}); err != nil {
-				return err
-			} else if k > 0 {
-				return model.Errorf(model.ErrConflict, "%s overlaps %d floating ip addresses: choose a range outside the floating ranges (see 'novanet floating list')", pn.net.CIDR, k)
-			}
+		hosts := make([]string, 0, len(plan))
+		for _, pn := range plan {
 			hosts = append(hosts, pn.net.Host)
 		}
-		hosts, err = allHosts(ctx, tx, hosts...)
+		hosts, err := allHosts(ctx, tx, hosts...)
 		if err != nil {
 			return err
 		}
 		if err := c.bump(ctx, tx, hosts...); err != nil {
 			return err
 		}
-		for _, pn := range plan {
-			n, err := tx.InsertNetwork(ctx, pn.net)
-			if store.IsUniqueViolation(err) {
-				return model.Errorf(model.ErrConflict, "network %q (%s) conflicts with an existing network's label, range or vlan: %v", pn.net.Label, pn.net.CIDR, err)
-			}
-			if err != nil {
-				return err
-			}
-			res, low := pn.reserved, pn.lowest
-			err = tx.InsertFixedIPs(ctx, n.ID, n.CIDR, func(a netip.Addr) bool { return res[a] || a.Less(low) })
-			if err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return nil
+		out, err = insertPlanned(ctx, tx, plan)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range out {
 		m.log.Info("created network", "label", n.Label, "cidr", n.CIDR.String(), "kind", string(n.Kind), "host", n.Host)
+	}
+	return out, nil
+}
+
+// checkAddressSpace refuses planned networks that overlap each other, an
+// existing network or a floating range, or reuse a label or vlan.
+func checkAddressSpace(ctx context.Context, tx *store.Tx, plan []plannedNetwork) error {
+	existing, err := tx.ListNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	for i, pn := range plan {
+		for _, e := range existing {
+			if e.CIDR.Overlaps(pn.net.CIDR) {
+				return model.Errorf(model.ErrConflict, "%s overlaps network %q (%s): choose a range that does not overlap", pn.net.CIDR, e.Label, e.CIDR)
+			}
+			if e.Label == pn.net.Label {
+				return model.Errorf(model.ErrConflict, "a network labelled %q exists (%s): choose another label", e.Label, e.CIDR)
+			}
+			if pn.net.VLAN != 0 && e.VLAN == pn.net.VLAN {
+				return model.Errorf(model.ErrConflict, "vlan %d is used by network %q: choose another vlan", e.VLAN, e.Label)
+			}
+		}
+		for _, o := range plan[:i] {
+			if o.net.CIDR.Overlaps(pn.net.CIDR) {
+				return model.Errorf(model.ErrConflict, "new networks %s and %s overlap", o.net.CIDR, pn.net.CIDR)
+			}
+		}
+		// An address must not be both fixed and floating (the floating
+		// range create refuses the reverse).
+		if k, err := tx.CountFloatings(ctx, store.FloatingFilter{From: pn.net.CIDR.Addr(), To: model.LastAddr(pn.net.CIDR)}); err != nil {
+			return err
+		} else if k > 0 {
+			return model.Errorf(model.ErrConflict, "%s overlaps %d floating ip addresses: choose a range outside the floating ranges (see 'novanet floating list')", pn.net.CIDR, k)
+		}
+	}
+	return nil
+}
+
+// insertPlanned inserts the networks and their fixed address rows.
+func insertPlanned(ctx context.Context, tx *store.Tx, plan []plannedNetwork) ([]model.Network, error) {
+	out := make([]model.Network, 0, len(plan))
+	for _, pn := range plan {
+		n, err := tx.InsertNetwork(ctx, pn.net)
+		if store.IsUniqueViolation(err) {
+			return nil, model.Errorf(model.ErrConflict, "network %q (%s) conflicts with an existing network's label, range or vlan: %v", pn.net.Label, pn.net.CIDR, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res, low := pn.reserved, pn.lowest
+		if err := tx.InsertFixedIPs(ctx, n.ID, n.CIDR, func(a netip.Addr) bool { return res[a] || a.Less(low) }); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }
