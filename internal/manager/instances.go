@@ -374,78 +374,107 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		if err != nil {
 			return err
 		}
-		nets := map[int64]model.Network{}
-		hosts := []string{inst.Host}
-		type floatOp struct {
-			id   int64
-			auto bool
-		}
-		var floats []floatOp
-		for _, f := range fixed {
-			n, ok := nets[f.NetworkID]
-			if !ok {
-				if n, err = tx.NetworkByID(ctx, f.NetworkID); err != nil {
-					return err
-				}
-				nets[n.ID] = n
-				hosts = append(hosts, n.Host)
-			}
-			fls, err := tx.ListFloatings(ctx, store.FloatingFilter{FixedIPID: f.ID})
-			if err != nil {
-				return err
-			}
-			for _, fl := range fls {
-				hosts = append(hosts, fl.Host)
-				floats = append(floats, floatOp{fl.ID, fl.AutoAssigned})
-			}
-		}
-		others, err := tx.SourceGroupHosts(ctx, inst.SecurityGroups)
+		held, err := heldBy(ctx, tx, inst, fixed)
 		if err != nil {
 			return err
 		}
-		hosts = append(hosts, others...)
-		for _, fl := range floats {
-			if fl.auto {
-				err = tx.ReleaseFloating(ctx, fl.id)
-			} else {
-				err = tx.DisassociateFloating(ctx, fl.id)
-			}
-			if err != nil {
-				return err
-			}
+		if err := releaseFloatings(ctx, tx, held.floats); err != nil {
+			return err
 		}
-		for _, f := range fixed {
-			if !f.Allocated {
-				continue
-			}
-			if err := tx.DeallocateFixedIP(ctx, f.ID); err != nil {
-				return err
-			}
-			if !m.opts.ForceDHCPRelease {
-				continue // the periodic task disassociates after the timeout
-			}
-			if f.Leased && f.VIFID != 0 {
-				n := nets[f.NetworkID]
-				if n.Kind != model.KindFlat {
-					vif, err := tx.VIFByID(ctx, f.VIFID)
-					if err != nil {
-						return err
-					}
-					if err := tx.InsertRelease(ctx, store.Release{Host: dhcpHost(n, inst.Host), NetworkID: n.ID, Address: f.Address, MAC: vif.MAC}); err != nil {
-						return err
-					}
-				}
-			}
-			if err := tx.DisassociateFixedIP(ctx, f); err != nil {
-				return err
-			}
+		if err := m.releaseFixedIPs(ctx, tx, inst, fixed, held.nets); err != nil {
+			return err
 		}
 		if err := tx.DeleteInstance(ctx, id); err != nil {
 			return err
 		}
 		// Host rows last, as in BootInstance.
-		return c.bump(ctx, tx, hosts...)
+		return c.bump(ctx, tx, held.hosts...)
 	})
+}
+
+// held is what a deleted instance lets go of and whom that concerns.
+type held struct {
+	nets   map[int64]model.Network // its fixed addresses' networks
+	hosts  []string                // hosts whose state changes
+	floats []store.Floating        // floating IPs associated with it
+}
+
+// heldBy reads the networks and floating IPs of an instance's fixed
+// addresses, and the hosts whose state the delete changes.
+func heldBy(ctx context.Context, tx *store.Tx, inst model.Instance, fixed []model.FixedIP) (held, error) {
+	h := held{nets: map[int64]model.Network{}, hosts: []string{inst.Host}}
+	for _, f := range fixed {
+		if _, ok := h.nets[f.NetworkID]; !ok {
+			n, err := tx.NetworkByID(ctx, f.NetworkID)
+			if err != nil {
+				return h, err
+			}
+			h.nets[n.ID] = n
+			h.hosts = append(h.hosts, n.Host)
+		}
+		fls, err := tx.ListFloatings(ctx, store.FloatingFilter{FixedIPID: f.ID})
+		if err != nil {
+			return h, err
+		}
+		for _, fl := range fls {
+			h.hosts = append(h.hosts, fl.Host)
+			h.floats = append(h.floats, fl)
+		}
+	}
+	others, err := tx.SourceGroupHosts(ctx, inst.SecurityGroups)
+	if err != nil {
+		return h, err
+	}
+	h.hosts = append(h.hosts, others...)
+	return h, nil
+}
+
+// releaseFloatings gives auto-assigned floating IPs back to their pool
+// and disassociates the others (they stay with their project).
+func releaseFloatings(ctx context.Context, tx *store.Tx, floats []store.Floating) error {
+	for _, fl := range floats {
+		var err error
+		if fl.AutoAssigned {
+			err = tx.ReleaseFloating(ctx, fl.ID)
+		} else {
+			err = tx.DisassociateFloating(ctx, fl.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseFixedIPs deallocates the instance's fixed addresses. With
+// force_dhcp_release they are disassociated at once, and a leased one
+// queues a DHCPRELEASE for the host whose dnsmasq holds its lease;
+// otherwise the periodic task disassociates them after the timeout.
+func (m *Manager) releaseFixedIPs(ctx context.Context, tx *store.Tx, inst model.Instance, fixed []model.FixedIP, nets map[int64]model.Network) error {
+	for _, f := range fixed {
+		if !f.Allocated {
+			continue
+		}
+		if err := tx.DeallocateFixedIP(ctx, f.ID); err != nil {
+			return err
+		}
+		if !m.opts.ForceDHCPRelease {
+			continue
+		}
+		if n := nets[f.NetworkID]; f.Leased && f.VIFID != 0 && n.Kind != model.KindFlat {
+			vif, err := tx.VIFByID(ctx, f.VIFID)
+			if err != nil {
+				return err
+			}
+			if err := tx.InsertRelease(ctx, store.Release{Host: dhcpHost(n, inst.Host), NetworkID: n.ID, Address: f.Address, MAC: vif.MAC}); err != nil {
+				return err
+			}
+		}
+		if err := tx.DisassociateFixedIP(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // GetInstance returns an instance with its networking.
