@@ -245,22 +245,9 @@ func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, fl
 		if inst.ProjectID != f.ProjectID {
 			return model.Errorf(model.ErrInvalid, "floating ip %s belongs to project %s, instance %s to %s", floating, f.ProjectID, instanceUUID, inst.ProjectID)
 		}
-		fixeds, err := tx.FixedIPsByInstance(ctx, instanceUUID)
+		target, err := associationTarget(ctx, tx, instanceUUID, fixed)
 		if err != nil {
 			return err
-		}
-		var target model.FixedIP
-		for _, x := range fixeds {
-			if x.Allocated && (!fixed.IsValid() || x.Address == fixed) {
-				target = x
-				break
-			}
-		}
-		if target.ID == 0 {
-			if fixed.IsValid() {
-				return model.Errorf(model.ErrInvalid, "instance %s has no fixed address %s", instanceUUID, fixed)
-			}
-			return model.Errorf(model.ErrInvalid, "instance %s has no fixed address to associate with", instanceUUID)
 		}
 		if f.FixedIPID == target.ID {
 			return nil
@@ -278,6 +265,24 @@ func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, fl
 		}
 		return tx.AssociateFloating(ctx, f.ID, target.ID, host)
 	})
+}
+
+// associationTarget is the instance's allocated fixed address to NAT a
+// floating IP to: the one named, else its first.
+func associationTarget(ctx context.Context, tx *store.Tx, instanceUUID string, fixed netip.Addr) (model.FixedIP, error) {
+	fixeds, err := tx.FixedIPsByInstance(ctx, instanceUUID)
+	if err != nil {
+		return model.FixedIP{}, err
+	}
+	for _, x := range fixeds {
+		if x.Allocated && (!fixed.IsValid() || x.Address == fixed) {
+			return x, nil
+		}
+	}
+	if fixed.IsValid() {
+		return model.FixedIP{}, model.Errorf(model.ErrInvalid, "instance %s has no fixed address %s", instanceUUID, fixed)
+	}
+	return model.FixedIP{}, model.Errorf(model.ErrInvalid, "instance %s has no fixed address to associate with", instanceUUID)
 }
 
 // DisassociateFloatingIP unbinds a floating IP (instanceUUID, if given,
