@@ -82,7 +82,8 @@ var rules = []rule{
 		Why: "only internal/cli wires things together"},
 	{Packages: "novanet/internal/store", Importers: []string{"novanet/internal/cli", "novanet/internal/manager"},
 		Why: "the store is the manager's; only cli opens it to hand it over"},
-	{Packages: "novanet/...", Forbid: []string{"testing", "net/http/httptest"},
+	{Packages: "novanet/...", Forbid: []string{"testing", "net/http/httptest", "novanet/internal/nettest",
+		"novanet/internal/store/pgtest", "novanet/internal/agent/agenttest", "novanet/internal/archtest"},
 		Why: "production code does not import test support (test helper packages end in \"test\")"},
 }
 
@@ -265,7 +266,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"novanet/internal/datapath/ipset":   {"os/exec"},
 		"novanet/internal/dhcpbridge":       {"novanet/internal/model"},
 		"novanet/internal/model":            {"net/netip", "testing"},
-		"novanet/internal/lab":              {"novanet/internal/cli"},
+		"novanet/internal/lab":              {"novanet/internal/cli", "novanet/internal/nettest"},
 		"novanet/internal/nettest":          {"testing"},
 	}
 	got := violations(graph, rules)
@@ -276,6 +277,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"novanet/internal/datapath/ipset imports os/exec (os/exec): forbidden by the rule for novanet/internal/datapath/...: every exec",
 		"novanet/internal/lab imports novanet/internal/cli: only novanet/cmd/... may import",
 		"novanet/internal/model imports testing (testing)",
+		"novanet/internal/lab imports novanet/internal/nettest (novanet/internal/nettest): forbidden",
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
