@@ -190,6 +190,9 @@ func TestUpdateMatchesBuild(t *testing.T) {
 			if !ch.Full {
 				incremental++
 				checkChange(t, prev, want, ch)
+				if g, w := ChangeRevocations(got.Firewall, ch), Revocations(prev.Firewall, want.Firewall); !slices.Equal(g, w) {
+					t.Fatalf("draw %d: revocations of the change %v, want %v", i, g, w)
+				}
 			}
 			old = new
 		}
