@@ -34,6 +34,12 @@ func updateHost(r *rand.Rand) model.HostState {
 			{ID: g * 10, GroupID: g, Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: netip.MustParsePrefix("198.51.100.0/24")},
 			{ID: g*10 + 1, GroupID: g, Protocol: "icmp", FromPort: -1, ToPort: -1, SourceGroupID: 1 + g%3},
 		}}, Members: []netip.Addr{}}
+		for i := range 4 {
+			// Members on other hosts.
+			if r.IntN(2) == 0 {
+				sg.Members = append(sg.Members, netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}))
+			}
+		}
 		st.SecurityGroups = append(st.SecurityGroups, sg)
 	}
 	for range 3 + r.IntN(30) {
@@ -123,7 +129,7 @@ func mutate(r *rand.Rand, st model.HostState) model.HostState {
 		case k < 16:
 			// A member on another host joins or leaves.
 			sg := &out.SecurityGroups[r.IntN(len(out.SecurityGroups))]
-			a := netip.AddrFrom4([4]byte{10, 9, byte(r.IntN(2)), byte(r.IntN(20))})
+			a := netip.AddrFrom4([4]byte{10, 9, 0, byte(r.IntN(4))})
 			if i, ok := slices.BinarySearchFunc(sg.Members, a, netip.Addr.Compare); ok {
 				sg.Members = slices.Delete(sg.Members, i, i+1)
 			} else {
