@@ -49,10 +49,15 @@ type ChainChange struct {
 // IsZero reports whether no chain changed.
 func (c ChainChange) IsZero() bool { return len(c.Added) == 0 && len(c.Removed) == 0 }
 
-// InstanceChain is one instance's chain and the address its jump matches.
+// InstanceChain is one instance's chain, the address its jump matches
+// and the jump's index in nova-compute-local: in the plan before for a
+// removed chain, in the new plan for an added one (added chains are
+// listed by ascending index, so inserting them in order puts each at its
+// place).
 type InstanceChain struct {
 	Chain
-	Address netip.Addr `json:"address"`
+	Address  netip.Addr `json:"address"`
+	Position int        `json:"position"`
 }
 
 // SetChange is the members added to and removed from one address set.
@@ -439,7 +444,7 @@ func updateChains(p *Plan, ch *Change, nets []netChange, oldTotal, newTotal int,
 			if local.Rules[at].Target.Chain != name || filter.Chains[base+at].Name != name {
 				return false
 			}
-			ch.Chains.Removed = append(ch.Chains.Removed, InstanceChain{Chain: filter.Chains[base+at], Address: in.Address})
+			ch.Chains.Removed = append(ch.Chains.Removed, InstanceChain{Chain: filter.Chains[base+at], Address: in.Address, Position: at})
 			local.Rules = slices.Delete(local.Rules, at, at+1)
 			filter.Chains = slices.Delete(filter.Chains, base+at, base+at+1)
 		}
@@ -478,7 +483,7 @@ func updateChains(p *Plan, ch *Change, nets []netChange, oldTotal, newTotal int,
 			c := Chain{Name: InstanceChainName(in.VIFID), Rules: rules}
 			local.Rules = slices.Insert(local.Rules, at, Rule{Destination: hostPrefix(in.Address), Target: jumpTo(c.Name)})
 			filter.Chains = slices.Insert(filter.Chains, base+at, c)
-			ch.Chains.Added = append(ch.Chains.Added, InstanceChain{Chain: c, Address: in.Address})
+			ch.Chains.Added = append(ch.Chains.Added, InstanceChain{Chain: c, Address: in.Address, Position: at})
 		}
 	}
 	if len(local.Rules) != newTotal {

@@ -276,6 +276,11 @@ func checkChange(t *testing.T, prev, next Plan, ch Change) {
 		b, _ := json.Marshal(c.Rules)
 		gotChains[c.Name] = string(b)
 	}
+	for _, c := range ch.Chains.Added {
+		if l := next.Firewall.Table("filter").Chain(roleCompute + "-local"); l.Rules[c.Position].Target.Chain != c.Name {
+			t.Fatalf("added chain %s is not at position %d", c.Name, c.Position)
+		}
+	}
 	wantChains := chains(next)
 	delete(gotChains, roleCompute+"-local")
 	delete(wantChains, roleCompute+"-local")
