@@ -291,6 +291,7 @@ func (a *Agent) setState(st model.HostState, fresh bool) {
 	defer a.mu.Unlock()
 	a.state, a.hasState = st, true
 	a.plan, a.planErr, a.hasPlan = p, err, true
+	a.change = nil // a whole plan: the next apply compares everything
 	if fresh {
 		a.apiDown = false
 	}
@@ -299,6 +300,39 @@ func (a *Agent) setState(st model.HostState, fresh bool) {
 	}
 	for _, w := range p.Warnings {
 		a.log.Warn("plan", "warning", w, "revision", st.Revision)
+	}
+}
+
+// setStateDelta caches st, the state delta d leads to from the cached
+// one (st is the cached state's Apply(d)), and plans it incrementally
+// when the cached plan is the plan of d.From: plan.Update re-plans only
+// what d names, and the next light apply hands each applier only that
+// (applyParts). Anything else is planned whole, as setState does.
+func (a *Agent) setStateDelta(st model.HostState, d model.HostStateDelta) {
+	a.mu.Lock()
+	old, prev := a.state, a.plan
+	ok := a.hasState && a.hasPlan && a.planErr == nil && d.Full == nil && old.Revision == d.From
+	a.mu.Unlock()
+	if !ok {
+		a.setState(st, true)
+		return
+	}
+	p, ch, err := plan.Update(prev, old, st, d, a.cfg.Plan)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.state, a.hasState, a.apiDown = st, true, false
+	a.plan, a.planErr, a.hasPlan = p, err, true
+	a.change, a.changeFrom = nil, 0
+	if err == nil && !ch.Full {
+		a.change, a.changeFrom = &ch, old.Revision
+	}
+	if err != nil {
+		a.log.Error("plan failed", "err", err, "revision", st.Revision)
+	}
+	if ch.Full {
+		for _, w := range p.Warnings {
+			a.log.Warn("plan", "warning", w, "revision", st.Revision)
+		}
 	}
 }
 
