@@ -65,20 +65,28 @@ func applyList[T any, K comparable](old []T, removed []K, upserts []T, key func(
 	if len(removed) == 0 && len(upserts) == 0 {
 		return old
 	}
-	drop := make(map[K]bool, len(removed)+len(upserts))
-	for _, k := range removed {
-		drop[k] = true
-	}
+	// The keys dropped from old: a short list is searched faster than a
+	// map is hashed, once per entry of old.
+	drop := make([]K, 0, len(removed)+len(upserts))
+	drop = append(drop, removed...)
 	add := make([]T, 0, len(upserts))
 	for i := range upserts {
 		k := key(&upserts[i])
-		if drop[k] {
+		if slices.Contains(drop, k) {
 			// A key upserted twice: the last one wins, as it would
 			// replacing entries one by one.
 			add = slices.DeleteFunc(add, func(t T) bool { return key(&t) == k })
 		}
-		drop[k] = true
+		drop = append(drop, k)
 		add = append(add, upserts[i])
+	}
+	dropped := func(k K) bool { return slices.Contains(drop, k) }
+	if len(drop) > 16 {
+		set := make(map[K]bool, len(drop))
+		for _, k := range drop {
+			set[k] = true
+		}
+		dropped = func(k K) bool { return set[k] }
 	}
 	slices.SortStableFunc(add, func(a, b T) int {
 		switch {
@@ -92,7 +100,7 @@ func applyList[T any, K comparable](old []T, removed []K, upserts []T, key func(
 	out := make([]T, 0, len(old)+len(add))
 	j := 0
 	for i := range old {
-		if drop[key(&old[i])] {
+		if dropped(key(&old[i])) {
 			continue
 		}
 		for j < len(add) && less(&add[j], &old[i]) {

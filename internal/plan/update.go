@@ -116,8 +116,16 @@ type netChange struct {
 
 func incremental(prev Plan, old, new model.HostState, d model.HostStateDelta) (Plan, Change, bool) {
 	if d.Full != nil || d.Options != nil || len(d.RemovedNetworks) > 0 || len(d.FloatingIPs) > 0 || len(d.RemovedFloatingIPs) > 0 ||
-		len(d.RemovedSecurityGroups) > 0 || len(prev.Warnings) > 0 || len(old.FloatingIPs) > 0 || len(new.FloatingIPs) > 0 ||
+		len(d.RemovedSecurityGroups) > 0 || len(old.FloatingIPs) > 0 || len(new.FloatingIPs) > 0 ||
 		prev.Host != old.Host || prev.Revision != old.Revision || len(old.Networks) != len(new.Networks) {
+		return Plan{}, Change{}, false
+	}
+	// The only warnings re-planned are those of a server that sends no
+	// interface ids at all (one per instance, in instance order);
+	// anything else Build says.
+	// (updateNoVIFWarnings checks there is one per instance; the first
+	// and last are looked at here, not each of thousands.)
+	if n := len(prev.Warnings); n > 0 && (!isNoVIFWarning(prev.Warnings[0]) || !isNoVIFWarning(prev.Warnings[n-1])) {
 		return Plan{}, Change{}, false
 	}
 	budget := maxIncremental
@@ -413,6 +421,9 @@ func updateChains(p *Plan, ch *Change, nets []netChange, oldTotal, newTotal int,
 	if !changed {
 		return true
 	}
+	if len(p.Warnings) > 0 {
+		return updateNoVIFWarnings(p, nets, oldTotal, newTotal)
+	}
 	ti := findIndex(p.Firewall.Tables, func(t *Table) bool { return t.Name == "filter" })
 	if ti < 0 {
 		return false
@@ -504,6 +515,48 @@ func updateChains(p *Plan, ch *Change, nets []netChange, oldTotal, newTotal int,
 			}
 		}
 	}
+	return true
+}
+
+// updateNoVIFWarnings re-plans a host whose instances all lack their
+// interface id: no instance chain, one warning per instance in instance
+// order.
+func updateNoVIFWarnings(p *Plan, nets []netChange, oldTotal, newTotal int) bool {
+	// One warning per instance and no instance chain: every instance
+	// lacks its id, and nothing else warned (another warning would be one
+	// too many).
+	filter := p.Firewall.Table("filter")
+	if len(p.Warnings) != oldTotal || filter == nil {
+		return false
+	}
+	if local := filter.Chain(roleCompute + "-local"); local == nil || len(local.Rules) != 0 {
+		return false
+	}
+	warn := slices.Clone(p.Warnings)
+	for n := len(nets) - 1; n >= 0; n-- {
+		nc := nets[n]
+		for r := len(nc.removedInst) - 1; r >= 0; r-- {
+			at := nc.oldAt + nc.removedInst[r]
+			if warn[at] != noVIFWarning(nc.oldNet.Instances[nc.removedInst[r]]) {
+				return false
+			}
+			warn = slices.Delete(warn, at, at+1)
+		}
+	}
+	for _, nc := range nets {
+		for _, j := range nc.addedInst {
+			in := nc.newNet.Instances[j]
+			if at := nc.newAt + j; in.VIFID > 0 || at > len(warn) {
+				return false
+			} else {
+				warn = slices.Insert(warn, at, noVIFWarning(in))
+			}
+		}
+	}
+	if len(warn) != newTotal {
+		return false
+	}
+	p.Warnings = warn
 	return true
 }
 

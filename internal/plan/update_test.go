@@ -45,6 +45,14 @@ func updateHost(r *rand.Rand) model.HostState {
 	for range 3 + r.IntN(30) {
 		addInstance(r, &st)
 	}
+	if r.IntN(5) == 0 {
+		// An older server: no interface ids, a warning per instance.
+		for i := range st.Networks {
+			for j := range st.Networks[i].Instances {
+				st.Networks[i].Instances[j].VIFID = 0
+			}
+		}
+	}
 	return st
 }
 
@@ -71,6 +79,11 @@ func addInstance(r *rand.Rand, st *model.HostState) {
 	in := model.HostInstance{UUID: fmt.Sprintf("uuid-%d", nextVIF), VIFID: nextVIF, Hostname: fmt.Sprintf("vm-%d", nextVIF), ProjectID: "p",
 		Address: addr, MAC: fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", nextVIF>>16&0xff, nextVIF>>8&0xff, nextVIF&0xff),
 		Device: fmt.Sprintf("tap%08d", r.IntN(100000000)), SecurityGroups: groups}
+	if slices.ContainsFunc(st.Networks, func(n model.HostNetwork) bool {
+		return slices.ContainsFunc(n.Instances, func(in model.HostInstance) bool { return in.VIFID == 0 })
+	}) {
+		in.VIFID = 0
+	}
 	hn.Instances = sortedInsert(hn.Instances, in, func(a, b model.HostInstance) bool { return a.Address.Less(b.Address) })
 	if hn.ServesDHCP {
 		hn.DHCPHosts = sortedInsert(hn.DHCPHosts, model.DHCPHost{MAC: in.MAC, Hostname: in.Hostname, Address: addr},
