@@ -99,14 +99,14 @@ type Agent struct {
 	// uses it when changeFrom is the revision applied last without error.
 	change     *plan.Change
 	changeFrom int64
-	pending  pending
-	apiDown  bool // the last API call failed: answer dnsmasq from the cache at once
-	applied  int64
-	released map[string]bool // mac|ip of releases already sent
-	syncs    int
-	lastErr  error
-	repairs  repairStats
-	toReport report
+	pending    pending
+	apiDown    bool // the last API call failed: answer dnsmasq from the cache at once
+	applied    int64
+	released   map[string]bool // mac|ip of releases already sent
+	syncs      int
+	lastErr    error
+	repairs    repairStats
+	toReport   report
 }
 
 // New builds an agent.
