@@ -94,19 +94,20 @@ type Agent struct {
 	plan     plan.Plan
 	planErr  error
 	hasPlan  bool
+	pending  pending
+	apiDown  bool // the last API call failed: answer dnsmasq from the cache at once
+	applied  int64
+	released map[string]bool // mac|ip of releases already sent
+	syncs    int
+	lastErr  error
+	repairs  repairStats
+	toReport report
+
 	// change is what plan.Update says differs between the plan of
 	// revision changeFrom and plan (nil: a whole Build). A light apply
 	// uses it when changeFrom is the revision applied last without error.
 	change     *plan.Change
 	changeFrom int64
-	pending    pending
-	apiDown    bool // the last API call failed: answer dnsmasq from the cache at once
-	applied    int64
-	released   map[string]bool // mac|ip of releases already sent
-	syncs      int
-	lastErr    error
-	repairs    repairStats
-	toReport   report
 }
 
 // New builds an agent.
