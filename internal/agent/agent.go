@@ -102,6 +102,12 @@ type Agent struct {
 	lastErr  error
 	repairs  repairStats
 	toReport report
+
+	// change is what plan.Update says differs between the plan of
+	// revision changeFrom and plan (nil: a whole Build). A light apply
+	// uses it when changeFrom is the revision applied last without error.
+	change     *plan.Change
+	changeFrom int64
 }
 
 // New builds an agent.
@@ -286,6 +292,7 @@ func (a *Agent) setState(st model.HostState, fresh bool) {
 	defer a.mu.Unlock()
 	a.state, a.hasState = st, true
 	a.plan, a.planErr, a.hasPlan = p, err, true
+	a.change = nil // a whole plan: the next apply compares everything
 	if fresh {
 		a.apiDown = false
 	}
@@ -294,6 +301,39 @@ func (a *Agent) setState(st model.HostState, fresh bool) {
 	}
 	for _, w := range p.Warnings {
 		a.log.Warn("plan", "warning", w, "revision", st.Revision)
+	}
+}
+
+// setStateDelta caches st, the state delta d leads to from the cached
+// one (st is the cached state's Apply(d)), and plans it incrementally
+// when the cached plan is the plan of d.From: plan.Update re-plans only
+// what d names, and the next light apply hands each applier only that
+// (applyParts). Anything else is planned whole, as setState does.
+func (a *Agent) setStateDelta(st model.HostState, d model.HostStateDelta) {
+	a.mu.Lock()
+	old, prev := a.state, a.plan
+	ok := a.hasState && a.hasPlan && a.planErr == nil && d.Full == nil && old.Revision == d.From
+	a.mu.Unlock()
+	if !ok {
+		a.setState(st, true)
+		return
+	}
+	p, ch, err := plan.Update(prev, old, st, d, a.cfg.Plan)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.state, a.hasState, a.apiDown = st, true, false
+	a.plan, a.planErr, a.hasPlan = p, err, true
+	a.change, a.changeFrom = nil, 0
+	if err == nil && !ch.Full {
+		a.change, a.changeFrom = &ch, old.Revision
+	}
+	if err != nil {
+		a.log.Error("plan failed", "err", err, "revision", st.Revision)
+	}
+	if ch.Full {
+		for _, w := range p.Warnings {
+			a.log.Warn("plan", "warning", w, "revision", st.Revision)
+		}
 	}
 }
 
@@ -328,6 +368,13 @@ func (a *Agent) applyPending(ctx context.Context) error {
 	pd := a.pending
 	a.pending = pending{}
 	p, perr, has, rev := a.plan, a.planErr, a.hasPlan, a.state.Revision
+	var change *plan.Change
+	if pd.parts&partState != 0 {
+		if a.change != nil && pd.parts&partFull == 0 && a.changeFrom == a.applied && a.applied != 0 && a.lastErr == nil {
+			change = a.change
+		}
+		a.change = nil
+	}
 	a.mu.Unlock()
 	if pd.parts == 0 || !has {
 		return nil
@@ -338,7 +385,7 @@ func (a *Agent) applyPending(ctx context.Context) error {
 	}
 	start := time.Now()
 	defer a.cfg.Metrics.ObserveSync(pd.parts&partFull != 0, start)
-	err := a.applyParts(ctx, p, pd.parts)
+	err := a.applyParts(ctx, p, pd.parts, change)
 	done := a.takeChanges()
 	a.mu.Lock()
 	a.syncs++
@@ -361,19 +408,45 @@ func (a *Agent) applyPending(ctx context.Context) error {
 	return err
 }
 
-// apply runs every applier on p (benchmarks).
+// apply runs every applier on p as a sync after a new revision does
+// (benchmarks): a light one trusts what was applied last.
 func (a *Agent) apply(ctx context.Context, p plan.Plan, full bool) error {
-	parts := PartAll
+	parts := PartAll | partState
 	if full {
 		parts |= partFull
 	}
-	return a.applyParts(ctx, p, parts)
+	return a.applyParts(ctx, p, parts, nil)
 }
+
+// applyChange runs every applier on p, the plan.Update of the plan
+// applied last, from ch (benchmarks).
+func (a *Agent) applyChange(ctx context.Context, p plan.Plan, ch plan.Change) error {
+	return a.applyParts(ctx, p, PartAll|partState, &ch)
+}
+
+// The appliers' incremental paths; an applier without one is given the
+// whole plan.
+type (
+	portApplier interface {
+		ApplyPorts(ctx context.Context, changes []plan.PortChange) error
+	}
+	firewallChanger interface {
+		ApplyChange(ctx context.Context, fw plan.Firewall, ch plan.Change) error
+	}
+	hostsApplier interface {
+		ApplyHosts(ctx context.Context, instances []plan.Dnsmasq, changes []plan.HostsChange) error
+	}
+)
 
 // applyParts runs the appliers of parts in dependency order. Independent
 // steps still run when one fails, so one bad piece does not block the
-// rest.
-func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part) error {
+// rest. A change (light syncs after plan.Update) lets each applier touch
+// only the entries it names and trust the rest as last applied; full
+// syncs, drift repairs and resyncs pass none and compare everything.
+func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part, change *plan.Change) error {
+	if change != nil && (change.Full || parts&partFull != 0) {
+		change = nil
+	}
 	var errs []error
 	full := parts&partFull != 0
 	if parts&PartSysctls != 0 {
@@ -382,13 +455,25 @@ func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part) error {
 		}
 	}
 	if parts&PartLinks != 0 {
-		if err := a.links.ApplyBridges(ctx, p.Bridges, full); err != nil {
+		var err error
+		if pa, ok := a.links.(portApplier); ok && change != nil {
+			err = pa.ApplyPorts(ctx, change.Ports)
+		} else {
+			err = a.links.ApplyBridges(ctx, p.Bridges, full)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("links: %w", err))
 		}
 	}
 	if parts&PartFirewall != 0 {
-		// A firewall event re-reads the kernel: another program changed it.
-		if err := a.firewall.Apply(ctx, p.Firewall, full || parts&partState == 0); err != nil {
+		var err error
+		if fc, ok := a.firewall.(firewallChanger); ok && change != nil {
+			err = fc.ApplyChange(ctx, p.Firewall, *change)
+		} else {
+			// A firewall event re-reads the kernel: another program changed it.
+			err = a.firewall.Apply(ctx, p.Firewall, full || parts&partState == 0)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("firewall: %w", err))
 		}
 	}
@@ -404,7 +489,13 @@ func (a *Agent) applyParts(ctx context.Context, p plan.Plan, parts Part) error {
 		if r, ok := a.dhcp.(interface{ Recheck() }); ok && full {
 			r.Recheck() // re-read the host entries, not only what the watch saw
 		}
-		if err := a.dhcp.Apply(ctx, p.Dnsmasq); err != nil {
+		var err error
+		if ha, ok := a.dhcp.(hostsApplier); ok && change != nil {
+			err = ha.ApplyHosts(ctx, p.Dnsmasq, change.Hosts)
+		} else {
+			err = a.dhcp.Apply(ctx, p.Dnsmasq)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("dnsmasq: %w", err))
 		}
 	}

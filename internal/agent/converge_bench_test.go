@@ -77,63 +77,124 @@ func addInstance(st model.HostState, i int) model.HostState {
 }
 
 // BenchmarkConvergeOneMoreInstance: the agent's light sync after one
-// instance is added on a host that already serves n: plan, links,
-// iptables (nothing to change: no exec) and the new DHCP host entry,
-// against the real kernel and a real dnsmasq in a namespace.
+// instance is added on a host that already serves n, against the real
+// kernel and a real dnsmasq in a namespace, two ways in one run:
+//
+//   - path=incremental: what the agent does with a host state delta:
+//     decode the delta's JSON, HostState.Apply, plan.Update, and the
+//     appliers' incremental paths (the new tap attached, the new DHCP
+//     host entry written);
+//   - path=whole: today's full-fetch path once the state is decoded:
+//     plan.Build of the whole state and the appliers comparing all of it
+//     (iptables: nothing differs, no exec).
 func BenchmarkConvergeOneMoreInstance(b *testing.B) {
 	nettest.RequireRoot(b, "dnsmasq", "iptables-restore", "iptables-save")
-	for _, n := range []int{100, 1000, 5000} {
-		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
-			ns := nettest.Netns(b, "nnconv")
-			nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
-			dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), "nnconv-")
-			if err != nil {
-				b.Fatal(err)
-			}
-			_ = os.Chmod(dir, 0o755)
-			b.Cleanup(func() { os.RemoveAll(dir) })
-			// Run as the agent does: inside the host's namespace, with the
-			// production appliers (no `ip netns exec` per command).
-			leave := enter(b, ns)
-			defer leave()
-			quiet := slog.New(slog.DiscardHandler)
-			links, err := link.New(quiet)
-			if err != nil {
-				b.Fatal(err)
-			}
-			fw := iptables.New()
-			dhcp := dnsmasq.New(quiet, dir)
-			defer func() { _ = dhcp.Apply(context.Background(), nil) }()
-			opts := plan.Options{Host: "compute-1", FlatInterface: "eth2", PublicInterface: "eth2",
-				RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}
-			a := New(Config{Host: "compute-1", Plan: opts, Logger: quiet}, nil, links, fw, dhcp)
-			ctx := context.Background()
-			st := hostState(n)
-			p, err := plan.Build(st, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := a.apply(ctx, p, true); err != nil {
-				b.Fatal(err)
-			}
-			restores := fw.Restores
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				st = addInstance(st, n+i)
-				p, err := plan.Build(st, opts)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := a.apply(ctx, p, false); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			if fw.Restores != restores {
-				b.Errorf("adding instances ran iptables-restore %d times", fw.Restores-restores)
-			}
-		})
+	for _, path := range []string{"incremental", "whole"} {
+		for _, n := range []int{100, 1000, 5000} {
+			b.Run(fmt.Sprintf("path=%s/instances=%d", path, n), func(b *testing.B) {
+				convergeOneMore(b, n, path == "incremental")
+			})
+		}
 	}
+}
+
+func convergeOneMore(b *testing.B, n int, incremental bool) {
+	ns := nettest.Netns(b, "nnconv")
+	nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
+	dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), "nnconv-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	// Run as the agent does: inside the host's namespace, with the
+	// production appliers (no `ip netns exec` per command).
+	leave := enter(b, ns)
+	defer leave()
+	quiet := slog.New(slog.DiscardHandler)
+	links, err := link.New(quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw := iptables.New()
+	dhcp := dnsmasq.New(quiet, dir)
+	defer func() { _ = dhcp.Apply(context.Background(), nil) }()
+	opts := plan.Options{Host: "compute-1", FlatInterface: "eth2", PublicInterface: "eth2",
+		RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}
+	a := New(Config{Host: "compute-1", Plan: opts, Logger: quiet}, nil, links, fw, dhcp)
+	ctx := context.Background()
+	st := hostState(n)
+	p, err := plan.Build(st, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.apply(ctx, p, true); err != nil {
+		b.Fatal(err)
+	}
+	restores := fw.Restores
+	// The server's part: the deltas as they come off the wire.
+	var bodies [][]byte
+	for i := 0; incremental && i < b.N; i++ {
+		d := oneMoreDelta(st, n+i)
+		d.From, d.To = st.Revision+int64(i), st.Revision+int64(i)+1
+		body, err := json.Marshal(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !incremental {
+			st = addInstance(st, n+i)
+			if p, err = plan.Build(st, opts); err != nil {
+				b.Fatal(err)
+			}
+			if err := a.apply(ctx, p, false); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		var d model.HostStateDelta
+		if err := json.Unmarshal(bodies[i], &d); err != nil {
+			b.Fatal(err)
+		}
+		next, err := st.Apply(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		np, ch, err := plan.Update(p, st, next, d, opts)
+		if err != nil || ch.Full {
+			b.Fatal("not incremental: ", err)
+		}
+		if err := a.applyChange(ctx, np, ch); err != nil {
+			b.Fatal(err)
+		}
+		st, p = next, np
+	}
+	b.StopTimer()
+	if fw.Restores != restores {
+		b.Errorf("adding instances ran iptables-restore %d times", fw.Restores-restores)
+	}
+	// The entries written are the plan's: one file per served instance.
+	ents, err := os.ReadDir(p.Dnsmasq[0].HostsDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(ents) != len(p.Dnsmasq[0].Hosts) || len(ents) != n+b.N {
+		b.Errorf("%d host entries in the directory, %d planned, %d instances", len(ents), len(p.Dnsmasq[0].Hosts), n+b.N)
+	}
+}
+
+// oneMoreDelta is the delta the server sends when instance i is added to
+// st's network.
+func oneMoreDelta(st model.HostState, i int) model.HostStateDelta {
+	hn := st.Networks[0]
+	in := instance(i)
+	return model.HostStateDelta{Host: st.Host, From: st.Revision, To: st.Revision + 1,
+		Networks: []model.HostNetworkDelta{{Network: hn.Network, BridgeAddress: hn.BridgeAddress, ServesDHCP: hn.ServesDHCP, NAT: hn.NAT,
+			DHCPServer: hn.DHCPServer, Instances: []model.HostInstance{in},
+			DHCPHosts: []model.DHCPHost{{MAC: in.MAC, Hostname: in.Hostname, Address: in.Address}}}}}
 }
 
 // BenchmarkHostStateDecode is the part of a sync the converge benchmark

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"novanet/internal/model"
 )
@@ -75,7 +76,7 @@ func planInstanceFirewall(nets []model.HostNetwork, groups []model.HostSecurityG
 	for _, hn := range nets {
 		for _, in := range hn.Instances {
 			if in.VIFID <= 0 {
-				out.warn = append(out.warn, fmt.Sprintf("instance %s (%s) has no interface id in the host state; its firewall chain cannot be named: upgrade the server", in.UUID, in.Address))
+				out.warn = append(out.warn, noVIFWarning(in))
 				continue
 			}
 			name := InstanceChainName(in.VIFID)
@@ -293,4 +294,14 @@ func (s AddrSet) IpsetLines() []string {
 		out = append(out, "add "+s.Name+" "+m.String())
 	}
 	return out
+}
+
+// noVIFWarning is the warning of an instance the server sent without
+// its interface id (an older server).
+func noVIFWarning(in model.HostInstance) string {
+	return fmt.Sprintf("instance %s (%s) has no interface id in the host state; its firewall chain cannot be named: upgrade the server", in.UUID, in.Address)
+}
+
+func isNoVIFWarning(w string) bool {
+	return strings.HasPrefix(w, "instance ") && strings.HasSuffix(w, " has no interface id in the host state; its firewall chain cannot be named: upgrade the server")
 }

@@ -554,3 +554,10 @@ func (t NFTTable) Listing() []string {
 	}
 	return append(out, "}")
 }
+
+// NFTInstanceChain is the shared chain (and address set) the nftables
+// layout folds an instance chain of these rules into, when the
+// instances' jumps in nova-compute-local form one run (every address
+// once, as the planner lists them): the incremental path adds or removes
+// one element of that set.
+func NFTInstanceChain(rules []Rule) string { return foldedName(roleCompute+"-local", rules) }

@@ -158,3 +158,96 @@ func equalRule(a, b Rule) bool {
 		slices.Equal(a.CTState, b.CTState) && a.CTStateNegate == b.CTStateNegate && a.PhysdevIn == b.PhysdevIn &&
 		a.PhysdevOut == b.PhysdevOut && a.Comment == b.Comment && a.Target == b.Target
 }
+
+// ChangeRevocations is Revocations(prev, next) for a next plan that
+// Update derived from prev with ch, computed from the change alone: the
+// chains it removed and added, and the members that left sets. It costs
+// what the change holds, not what the host holds.
+func ChangeRevocations(next Firewall, ch Change) []Revocation {
+	if ch.Full {
+		return nil
+	}
+	added := make(map[netip.Addr][]Rule, len(ch.Chains.Added))
+	for _, c := range ch.Chains.Added {
+		added[c.Address] = c.Rules
+	}
+	var out []Revocation
+	for _, c := range ch.Chains.Removed {
+		newRules, ok := added[c.Address]
+		if !ok {
+			out = append(out, Revocation{Dst: c.Address}, Revocation{Src: c.Address})
+			continue
+		}
+		if slices.EqualFunc(c.Rules, newRules, equalRule) {
+			continue
+		}
+		kept := make(map[string]bool, len(newRules))
+		for _, r := range newRules {
+			kept[r.Spec()] = true
+		}
+		for _, r := range c.Rules {
+			if r.Target.Verdict == Accept && !kept[r.Spec()] {
+				out = append(out, revocationOf(r, c.Address, netip.Addr{}))
+			}
+		}
+	}
+	// Instances new to the host (not replaced ones) do not count as
+	// naming a set: Revocations looks at instances in both plans.
+	fresh := make(map[netip.Addr]bool, len(added))
+	for a := range added {
+		fresh[a] = true
+	}
+	for _, c := range ch.Chains.Removed {
+		delete(fresh, c.Address)
+	}
+	for _, sc := range ch.Sets {
+		if len(sc.Removed) == 0 || !namedByStayingInstance(next, sc.Name, fresh) {
+			continue
+		}
+		for _, m := range sc.Removed {
+			out = append(out, Revocation{Src: m})
+		}
+	}
+	slices.SortFunc(out, func(a, b Revocation) int {
+		return cmp.Or(a.Dst.Compare(b.Dst), a.Src.Compare(b.Src), cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.DstPort, b.DstPort))
+	})
+	return slices.Compact(out)
+}
+
+// namedByStayingInstance: an instance chain of next that was there
+// before (not just added) accepts from set. Like chains share their
+// rules, so the first instance usually answers.
+func namedByStayingInstance(next Firewall, set string, fresh map[netip.Addr]bool) bool {
+	filter := next.Table("filter")
+	if filter == nil {
+		return false
+	}
+	local := filter.Chain(roleCompute + "-local")
+	base := slices.IndexFunc(filter.Chains, func(c Chain) bool { return c.Name == filterTop }) + 1
+	if local == nil || base == 0 {
+		return false
+	}
+	var byName map[string][]Rule
+	for i, j := range local.Rules {
+		if j.Target.Verdict != Goto || !j.Destination.IsValid() || !j.Destination.IsSingleIP() || fresh[j.Destination.Addr()] {
+			continue
+		}
+		// The planner lists instance chains in the order of their jumps.
+		var rules []Rule
+		if k := base + i; k < len(filter.Chains) && filter.Chains[k].Name == j.Target.Chain {
+			rules = filter.Chains[k].Rules
+		} else {
+			if byName == nil {
+				byName = make(map[string][]Rule, len(filter.Chains))
+				for _, c := range filter.Chains {
+					byName[c.Name] = c.Rules
+				}
+			}
+			rules = byName[j.Target.Chain]
+		}
+		if slices.ContainsFunc(rules, func(r Rule) bool { return r.SourceSet == set && r.Target.Verdict == Accept }) {
+			return true
+		}
+	}
+	return false
+}

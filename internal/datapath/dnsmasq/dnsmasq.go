@@ -150,7 +150,7 @@ func (s *Supervisor) Apply(ctx context.Context, instances []plan.Dnsmasq) error 
 	want := map[string]bool{}
 	for _, d := range instances {
 		want[d.PidFile] = true
-		if err := s.applyOne(ctx, d); err != nil {
+		if err := s.applyOne(ctx, d, nil); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", d.Name, err))
 		}
 	}
@@ -158,7 +158,33 @@ func (s *Supervisor) Apply(ctx context.Context, instances []plan.Dnsmasq) error 
 	return errors.Join(errs...)
 }
 
-func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
+// ApplyHosts is Apply after an incremental plan change (plan.Update):
+// of the host entries it writes and removes only those changes name,
+// trusting what it wrote for the rest unless the hosts watch or Recheck
+// saw a change there, so one more instance is one file whatever the
+// number of entries. The processes are checked as Apply checks them.
+func (s *Supervisor) ApplyHosts(ctx context.Context, instances []plan.Dnsmasq, changes []plan.HostsChange) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	want := map[string]bool{}
+	for _, d := range instances {
+		want[d.PidFile] = true
+		hc := &plan.HostsChange{Dnsmasq: d.Name}
+		if i := slices.IndexFunc(changes, func(c plan.HostsChange) bool { return c.Dnsmasq == d.Name }); i >= 0 {
+			hc = &changes[i]
+		}
+		if err := s.applyOne(ctx, d, hc); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Name, err))
+		}
+	}
+	s.stopUnwanted(want)
+	return errors.Join(errs...)
+}
+
+// applyOne makes one dnsmasq and its host entries match d: all entries,
+// or when hc is given (and what was written is trusted) those it names.
+func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq, hc *plan.HostsChange) error {
 	if err := os.MkdirAll(d.HostsDir, 0o755); err != nil {
 		return fmt.Errorf("create hosts dir: %w; check networks_path", err)
 	}
@@ -179,7 +205,14 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 	if newDir {
 		s.suspectFor(d.Name).all = true
 	}
-	removedOrChanged, err := s.syncHosts(d)
+	var removedOrChanged bool
+	var err error
+	if sus := s.suspect[d.Name]; hc != nil && s.hosts[d.Name] != nil && (sus == nil || !sus.all && len(sus.files) == 0) {
+		removedOrChanged, err = s.syncChanged(d, hc)
+	} else {
+		hc = nil
+		removedOrChanged, err = s.syncHosts(d)
+	}
 	if err != nil {
 		return err
 	}
@@ -196,7 +229,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq) error {
 			if removedOrChanged {
 				// Never while an entry it should serve is missing: a
 				// reload forgets it, and dnsmasq NAKs that VM's renewal.
-				if missing := missingHosts(d); missing != "" {
+				if missing := missingHosts(d, hc); missing != "" {
 					return fmt.Errorf("not reloading: host entry %s is missing; retrying", missing)
 				}
 				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
@@ -259,9 +292,13 @@ func inode(path string) uint64 {
 }
 
 // missingHosts names a planned host entry that is not in the directory
-// ("" when all are there).
-func missingHosts(d plan.Dnsmasq) string {
-	for _, h := range d.Hosts {
+// ("" when all are there): of all entries, or of those hc wrote.
+func missingHosts(d plan.Dnsmasq, hc *plan.HostsChange) string {
+	hosts := d.Hosts
+	if hc != nil {
+		hosts = hc.Written
+	}
+	for _, h := range hosts {
 		if _, err := os.Stat(filepath.Join(d.HostsDir, h.FileName)); err != nil {
 			return h.FileName
 		}
@@ -356,14 +393,8 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 		if ok && old == h.Line {
 			continue
 		}
-		tmp := filepath.Join(tmpDir, "."+d.Name+"."+h.FileName+".tmp")
-		if err := os.WriteFile(tmp, []byte(h.Line+"\n"), 0o644); err != nil {
-			s.hosts[d.Name] = nil // the directory may hold anything: re-read
-			return false, fmt.Errorf("write host entry: %w", err)
-		}
-		if err := os.Rename(tmp, filepath.Join(d.HostsDir, h.FileName)); err != nil {
-			s.hosts[d.Name] = nil
-			return false, fmt.Errorf("install host entry: %w", err)
+		if err := s.writeHost(d, tmpDir, h); err != nil {
+			return false, err
 		}
 		have[h.FileName] = h.Line
 		switch {
@@ -389,6 +420,53 @@ func (s *Supervisor) syncHosts(d plan.Dnsmasq) (bool, error) {
 		}
 	}
 	return reload, nil
+}
+
+// syncChanged writes and removes the entries hc names; it reports
+// whether dnsmasq needs a SIGHUP (an entry removed or rewritten).
+func (s *Supervisor) syncChanged(d plan.Dnsmasq, hc *plan.HostsChange) (bool, error) {
+	have := s.hosts[d.Name]
+	delete(s.suspect, d.Name)
+	reload := false
+	tmpDir := filepath.Dir(d.HostsDir)
+	for _, h := range hc.Written {
+		old, ok := have[h.FileName]
+		if ok && old == h.Line {
+			continue
+		}
+		if err := s.writeHost(d, tmpDir, h); err != nil {
+			return false, err
+		}
+		have[h.FileName] = h.Line
+		reload = reload || ok
+	}
+	for _, f := range hc.Removed {
+		if _, ok := have[f]; !ok {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.HostsDir, f)); err != nil && !os.IsNotExist(err) {
+			s.hosts[d.Name] = nil
+			return false, fmt.Errorf("remove host entry: %w", err)
+		}
+		delete(have, f)
+		reload = true
+	}
+	return reload, nil
+}
+
+// writeHost installs one entry by rename, so dnsmasq never reads half a
+// line.
+func (s *Supervisor) writeHost(d plan.Dnsmasq, tmpDir string, h plan.HostEntry) error {
+	tmp := filepath.Join(tmpDir, "."+d.Name+"."+h.FileName+".tmp")
+	if err := os.WriteFile(tmp, []byte(h.Line+"\n"), 0o644); err != nil {
+		s.hosts[d.Name] = nil // the directory may hold anything: re-read
+		return fmt.Errorf("write host entry: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.HostsDir, h.FileName)); err != nil {
+		s.hosts[d.Name] = nil
+		return fmt.Errorf("install host entry: %w", err)
+	}
+	return nil
 }
 
 // traversable checks that dnsmasq, which drops to user nobody, can reach

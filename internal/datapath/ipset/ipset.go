@@ -10,12 +10,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
@@ -30,6 +35,9 @@ type Sets struct {
 
 	mu    sync.Mutex
 	known map[string][]netip.Addr // owned set -> members; nil: read the kernel
+	// nl is the netlink handle member changes go through (nil until the
+	// first; dropped on any error).
+	nl *netlink.Handle
 }
 
 // New returns an applier acting on the current network namespace.
@@ -176,4 +184,82 @@ func firstLines(s string, n int) string {
 		lines = append(lines[:n], "...")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ApplyChange adds and removes the members changes name, over netlink
+// (no ipset process: a few microseconds a member), trusting what was
+// applied last for the rest. want is the whole planned list: a set it
+// does not know yet, nothing known (a start, a failure) or a netlink
+// error makes it compare the whole of want instead (Ensure).
+func (s *Sets) ApplyChange(ctx context.Context, want []plan.AddrSet, changes []plan.SetChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	err := s.applyChange(want, changes)
+	s.mu.Unlock()
+	if err != nil {
+		return s.Ensure(ctx, want, false)
+	}
+	return nil
+}
+
+var errUnknownSet = errors.New("set not known")
+
+func (s *Sets) applyChange(want []plan.AddrSet, changes []plan.SetChange) error {
+	if s.known == nil {
+		return errUnknownSet
+	}
+	for _, c := range changes {
+		if _, ok := s.known[c.Name]; !ok {
+			return errUnknownSet
+		}
+	}
+	if s.nl == nil {
+		h, err := s.handle()
+		if err != nil {
+			return err
+		}
+		s.nl = h
+	}
+	for _, c := range changes {
+		// Replace: an add of a present member or a del of an absent one
+		// is not an error (ipset's -exist).
+		for _, m := range c.Removed {
+			if err := s.nl.IpsetDel(c.Name, &netlink.IPSetEntry{IP: m.AsSlice(), Replace: true}); err != nil {
+				return s.failed(fmt.Errorf("ipset del %s %s: %w", c.Name, m, err))
+			}
+		}
+		for _, m := range c.Added {
+			if err := s.nl.IpsetAdd(c.Name, &netlink.IPSetEntry{IP: m.AsSlice(), Replace: true}); err != nil {
+				return s.failed(fmt.Errorf("ipset add %s %s: %w", c.Name, m, err))
+			}
+		}
+		if i := slices.IndexFunc(want, func(w plan.AddrSet) bool { return w.Name == c.Name }); i >= 0 {
+			s.known[c.Name] = want[i].Members
+		} else {
+			s.known = nil
+			return errUnknownSet
+		}
+	}
+	return nil
+}
+
+// failed drops the handle and what is known: the kernel is read next.
+func (s *Sets) failed(err error) error {
+	s.nl.Close()
+	s.nl, s.known = nil, nil
+	return err
+}
+
+func (s *Sets) handle() (*netlink.Handle, error) {
+	if s.Netns == "" {
+		return netlink.NewHandle(unix.NETLINK_NETFILTER)
+	}
+	ns, err := netns.GetFromName(s.Netns)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
 }

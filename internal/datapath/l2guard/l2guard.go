@@ -419,3 +419,71 @@ func (g *Guard) Devices() ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// ApplyChange applies the ports ch adds and removes, trusting what was
+// applied last for every other port: one transaction whatever the number
+// of ports. With nothing known yet (a start, a failure) or the guard
+// becoming empty it compares the whole of want instead.
+func (g *Guard) ApplyChange(want plan.L2Guard, ch plan.GuardChange) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var err error
+	if g.known == nil || !g.known.table || want.IsZero() {
+		err = g.apply(want, false)
+	} else if err = g.applyChange(ch); err != nil {
+		// Compare the whole guard with the kernel on a fresh socket.
+		g.dropConn()
+		g.known = nil
+		err = g.apply(want, true)
+	}
+	if err != nil {
+		g.dropConn()
+	}
+	return err
+}
+
+func (g *Guard) applyChange(ch plan.GuardChange) error {
+	if ch.IsZero() {
+		return nil
+	}
+	c, err := g.conn()
+	if err != nil {
+		return err
+	}
+	var gone []plan.GuardPort
+	for _, p := range ch.Removed {
+		if have, ok := g.known.ports[p.Device]; ok {
+			gone = append(gone, have)
+		}
+	}
+	ports, macs, ips := portSet(), macSet(), ipv4Set()
+	if len(gone) > 0 {
+		if err := errorsOf(
+			c.SetDeleteElements(macs, macElems(gone)),
+			c.SetDeleteElements(ips, ipv4Elems(gone)),
+			c.SetDeleteElements(ports, portElems(gone)),
+		); err != nil {
+			return err
+		}
+	}
+	if len(ch.Added) > 0 {
+		if err := errorsOf(
+			c.SetAddElements(ports, portElems(ch.Added)),
+			c.SetAddElements(macs, macElems(ch.Added)),
+			c.SetAddElements(ips, ipv4Elems(ch.Added)),
+		); err != nil {
+			return err
+		}
+	}
+	if err := g.flush(c); err != nil {
+		g.known = nil // read the kernel next time
+		return err
+	}
+	for _, p := range gone {
+		delete(g.known.ports, p.Device)
+	}
+	for _, p := range ch.Added {
+		g.known.ports[p.Device] = p
+	}
+	return nil
+}

@@ -487,3 +487,38 @@ func (l *Links) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) error {
 	l.mu.Unlock()
 	return err
 }
+
+// ApplyPorts applies an incremental plan change (plan.Update) to the
+// bridges' ports: each added tap is attached (one netlink lookup, or none
+// if it is not plugged yet), each removed one forgotten. Bridges, uplinks,
+// addresses and the other taps are trusted as last applied: the port
+// watch and full applies correct them.
+func (l *Links) ApplyPorts(ctx context.Context, changes []plan.PortChange) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, pc := range changes {
+		for _, p := range pc.Removed {
+			if l.ports[p.Device] == pc.Bridge {
+				delete(l.ports, p.Device)
+				delete(l.attached, p.Device)
+				delete(l.plugged, p.Device)
+			}
+		}
+		if len(pc.Added) == 0 {
+			continue
+		}
+		br, err := l.h.LinkByName(pc.Bridge)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bridge %s: %w", pc.Bridge, err))
+			continue
+		}
+		for _, p := range pc.Added {
+			l.ports[p.Device] = pc.Bridge
+			if err := l.attach(br, p.Device); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %s: %w", pc.Bridge, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

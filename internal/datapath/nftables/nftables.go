@@ -542,3 +542,145 @@ func (f *Firewall) Listing() (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// ApplyChange applies an incremental plan change (plan.Update) as set
+// elements in one transaction: an instance that comes or goes is its
+// address in the set of the shared chain its rules fold into, a member is
+// an element of its group's set. It trusts what was applied last for the
+// rest; a change it cannot express as elements (a shape of chain not
+// programmed yet, a shared chain left empty, nothing known) is applied by
+// comparing the whole of fw instead (Apply). An instance that leaves
+// first among like ones can leave the shared chains' jumps in an order
+// the layout would not choose; the sets are disjoint, so the order does
+// not change what a packet meets, and the next whole sync rewrites it.
+func (f *Firewall) ApplyChange(ctx context.Context, fw plan.Firewall, ch plan.Change) error {
+	if ch.Full {
+		return f.Apply(ctx, fw, false)
+	}
+	if ch.Chains.IsZero() && len(ch.Sets) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	done, err := f.applyElements(ch)
+	f.mu.Unlock()
+	if err != nil || !done {
+		return f.Apply(ctx, fw, false)
+	}
+	return nil
+}
+
+func (f *Firewall) applyElements(ch plan.Change) (bool, error) {
+	name := plan.NFTTableName("filter")
+	cur := f.known[name]
+	if cur == nil {
+		return false, nil
+	}
+	// Set name -> elements to delete and add.
+	type edit struct{ del, add []netip.Addr }
+	edits := map[string]*edit{}
+	editOf := func(set string) *edit {
+		e := edits[set]
+		if e == nil {
+			e = &edit{}
+			edits[set] = e
+		}
+		return e
+	}
+	folded := map[*plan.Rule]string{}
+	foldedOf := func(rules []plan.Rule) (string, bool) {
+		if len(rules) == 0 {
+			return "", false
+		}
+		n, ok := folded[&rules[0]]
+		if !ok {
+			n = plan.NFTInstanceChain(rules)
+			folded[&rules[0]] = n
+		}
+		_, programmed := cur.chains[n]
+		_, hasSet := cur.sets[n]
+		_, otherRun := cur.sets[n+"-1"]
+		return n, programmed && hasSet && !otherRun
+	}
+	for _, c := range ch.Chains.Removed {
+		n, ok := foldedOf(c.Rules)
+		if !ok {
+			return false, nil
+		}
+		editOf(n).del = append(editOf(n).del, c.Address)
+	}
+	for _, c := range ch.Chains.Added {
+		n, ok := foldedOf(c.Rules)
+		if !ok {
+			return false, nil
+		}
+		e := editOf(n)
+		if i := slices.Index(e.del, c.Address); i >= 0 {
+			e.del = slices.Delete(e.del, i, i+1) // replaced by a like chain: nothing to do
+			continue
+		}
+		e.add = append(e.add, c.Address)
+	}
+	for _, sc := range ch.Sets {
+		if _, ok := cur.sets[sc.Name]; !ok {
+			return false, nil
+		}
+		e := editOf(sc.Name)
+		e.del = append(e.del, sc.Removed...)
+		e.add = append(e.add, sc.Added...)
+	}
+	next := &kernelTable{chains: cur.chains, sets: make(map[string][]netip.Addr, len(cur.sets))}
+	for n, s := range cur.sets {
+		next.sets[n] = s
+	}
+	for n, e := range edits {
+		if len(e.del)+len(e.add) == 0 {
+			continue
+		}
+		// Only what the set lacks or holds: deleting an absent element
+		// fails the whole transaction.
+		members := slices.Clone(cur.sets[n])
+		del, add := e.del[:0], e.add[:0]
+		for _, a := range e.del {
+			if i, ok := slices.BinarySearchFunc(members, a, plan.CompareIPv4); ok {
+				members = slices.Delete(members, i, i+1)
+				del = append(del, a)
+			}
+		}
+		for _, a := range e.add {
+			if i, ok := slices.BinarySearchFunc(members, a, plan.CompareIPv4); !ok {
+				members = slices.Insert(members, i, a)
+				add = append(add, a)
+			}
+		}
+		e.del, e.add = del, add
+		if len(members) == 0 && cur.chains[n].rules != nil {
+			return false, nil // a shared chain left without instances goes: the layout decides
+		}
+		next.sets[n] = members
+	}
+	c, err := f.conn()
+	if err != nil {
+		return false, err
+	}
+	table := &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
+	ops := 0
+	for n, e := range edits {
+		set := &nftables.Set{Table: table, Name: n, KeyType: nftables.TypeIPAddr}
+		if err := elements(c.SetDeleteElements, set, e.del); err != nil {
+			f.dropConn()
+			return false, err
+		}
+		if err := elements(c.SetAddElements, set, e.add); err != nil {
+			f.dropConn()
+			return false, err
+		}
+		ops += len(e.del) + len(e.add)
+	}
+	if ops == 0 {
+		return true, nil
+	}
+	if err := f.commit(c, name, next); err != nil {
+		return false, err
+	}
+	return true, nil
+}
