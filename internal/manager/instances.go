@@ -126,17 +126,22 @@ func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model
 					return err
 				}
 				fl.FixedAddress, fl.InstanceUUID, fl.Host = fixed.Address, id, natHost(n, req.Host)
+				c.touch(fl.Host, scopeFloating(fl.Address))
 				detail.FloatingIPs = append(detail.FloatingIPs, fl.FloatingIP)
 			}
 		}
 		// The host rows last: every boot bumps its network host's row, and
 		// a row lock is held until commit, so taking it last keeps the
 		// boots queued on it for one statement instead of the whole boot.
-		others, err := tx.SourceGroupHosts(ctx, groups)
+		ref, err := instanceRefOf(ctx, tx, inst)
 		if err != nil {
 			return err
 		}
-		return c.bump(ctx, tx, append(others, req.Host, n.Host)...)
+		hosts, err := c.instanceChanged(ctx, tx, ref, groups, n.Host)
+		if err != nil {
+			return err
+		}
+		return c.bump(ctx, tx, hosts...)
 	})
 	if err != nil {
 		return model.InstanceDetail{}, err
@@ -320,6 +325,10 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		if !scope.Sees(inst.ProjectID) {
 			return model.Errorf(model.ErrNotFound, "instance %s not found", id)
 		}
+		ref, err := instanceRefOf(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
 		fixed, err := tx.FixedIPsByInstance(ctx, id)
 		if err != nil {
 			return err
@@ -346,6 +355,7 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 			}
 			for _, fl := range fls {
 				hosts = append(hosts, fl.Host)
+				c.touch(fl.Host, scopeFloating(fl.Address))
 				floats = append(floats, floatOp{fl.ID, fl.AutoAssigned})
 			}
 		}
@@ -394,6 +404,9 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 			return err
 		}
 		// Host rows last, as in BootInstance.
+		if hosts, err = c.instanceChanged(ctx, tx, ref, inst.SecurityGroups, hosts...); err != nil {
+			return err
+		}
 		return c.bump(ctx, tx, hosts...)
 	})
 }
@@ -489,11 +502,20 @@ func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, g
 		if !add && !member {
 			return model.Errorf(model.ErrNotFound, "instance %s is not in security group %q", id, group)
 		}
-		others, err := sourceGroupHosts(ctx, tx, []int64{g.ID})
+		ref, err := instanceRefOf(ctx, tx, inst)
 		if err != nil {
 			return err
 		}
-		if err := c.bump(ctx, tx, append(others, inst.Host)...); err != nil {
+		// Its metadata names its groups too.
+		mdHosts, err := m.metadataHosts(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
+		hosts, err := c.instanceChanged(ctx, tx, ref, []int64{g.ID}, mdHosts...)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, hosts...); err != nil {
 			return err
 		}
 		if add {

@@ -133,11 +133,26 @@ func (t *Tx) HostKnown(ctx context.Context, host string) (bool, error) {
 // PortByMAC returns the allocated port of the VIF with mac (ok false when
 // the VIF is gone or has no allocated address).
 func (t *Tx) PortByMAC(ctx context.Context, mac string) (Port, bool, error) {
-	ps, err := t.ports(ctx, `v.mac = ?`, mac)
-	if err != nil || len(ps) == 0 {
+	rows, err := t.Query(ctx, `SELECT v.id, v.uuid, v.mac, v.instance_uuid, v.network_id, v.device,
+		f.id, f.address, f.network_id, i.hostname, i.project_id, i.host
+		FROM fixed_ips f JOIN virtual_interfaces v ON v.id = f.virtual_interface_id JOIN instances i ON i.uuid = v.instance_uuid
+		WHERE f.allocated AND v.mac = ? ORDER BY f.id`, mac)
+	if err != nil {
+		return Port{}, false, fmt.Errorf("read port of %s: %w", mac, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return Port{}, false, rows.Err()
+	}
+	var p Port
+	var addr string
+	if err := rows.Scan(&p.ID, &p.UUID, &p.MAC, &p.InstanceUUID, &p.NetworkID, &p.Device,
+		&p.Address.ID, &addr, &p.Address.NetworkID, &p.Hostname, &p.ProjectID, &p.Host); err != nil {
 		return Port{}, false, err
 	}
-	return ps[0], true, nil
+	p.Address.Address = parseAddr(addr)
+	p.Address.InstanceUUID, p.Address.VIFID, p.Address.Allocated = p.InstanceUUID, p.ID, true
+	return p, true, nil
 }
 
 // HasLocalPort reports whether an instance on host has an allocated
@@ -147,24 +162,29 @@ func (t *Tx) HasLocalPort(ctx context.Context, networkID int64, host string) (bo
 		JOIN instances i ON i.uuid = v.instance_uuid WHERE f.allocated AND f.network_id = ? AND i.host = ? LIMIT 1`, networkID, host)
 }
 
+// hasPort holds for an instance i with a port (as Ports lists them): the
+// host state takes the groups of a host's instances from its ports.
+const hasPort = `EXISTS (SELECT 1 FROM fixed_ips pf JOIN virtual_interfaces pv ON pv.id = pf.virtual_interface_id
+	WHERE pv.instance_uuid = i.uuid AND pf.allocated)`
+
 // HostUsesGroup reports whether the group is in host's state: an
 // instance on host is its member, or a rule of a group with a member on
 // host names it as source.
 func (t *Tx) HostUsesGroup(ctx context.Context, groupID int64, host string) (bool, error) {
 	ok, err := t.exists(ctx, `SELECT 1 FROM instance_security_groups m JOIN instances i ON i.uuid = m.instance_uuid
-		WHERE m.group_id = ? AND i.host = ? LIMIT 1`, groupID, host)
+		WHERE m.group_id = ? AND i.host = ? AND `+hasPort+` LIMIT 1`, groupID, host)
 	if err != nil || ok {
 		return ok, err
 	}
 	return t.exists(ctx, `SELECT 1 FROM security_group_rules r JOIN instance_security_groups m ON m.group_id = r.group_id
-		JOIN instances i ON i.uuid = m.instance_uuid WHERE r.source_group_id = ? AND i.host = ? LIMIT 1`, groupID, host)
+		JOIN instances i ON i.uuid = m.instance_uuid WHERE r.source_group_id = ? AND i.host = ? AND `+hasPort+` LIMIT 1`, groupID, host)
 }
 
 // OtherLocalGroupMember reports whether an instance on host other than
 // except is a member of the group.
 func (t *Tx) OtherLocalGroupMember(ctx context.Context, groupID int64, host, except string) (bool, error) {
 	return t.exists(ctx, `SELECT 1 FROM instance_security_groups m JOIN instances i ON i.uuid = m.instance_uuid
-		WHERE m.group_id = ? AND i.host = ? AND i.uuid <> ? LIMIT 1`, groupID, host, except)
+		WHERE m.group_id = ? AND i.host = ? AND i.uuid <> ? AND `+hasPort+` LIMIT 1`, groupID, host, except)
 }
 
 // IsGroupMemberAddress reports whether addr is an allocated address of a
