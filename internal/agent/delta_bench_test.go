@@ -119,11 +119,13 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 		b.Fatal(err)
 	}
 	var last model.HostState
+	var watching, planning, applying time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
 		s.bootOne(b)
 		b.StartTimer()
+		t0 := time.Now()
 		a.mu.Lock()
 		cached := a.state
 		a.mu.Unlock()
@@ -131,6 +133,7 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
 		if fullFetch {
 			whole, err := s.api.HostState(ctx, benchHost)
 			if err != nil {
@@ -149,12 +152,20 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 			a.setStateDelta(next, d)
 			last = next
 		}
+		t2 := time.Now()
 		a.Repair(PartAll|partState, "")
 		if err := a.applyPending(ctx); err != nil {
 			b.Fatal(err)
 		}
+		watching, planning, applying = watching+t1.Sub(t0), planning+t2.Sub(t1), applying+time.Since(t2)
 	}
 	b.StopTimer()
+	// Where the time goes: the watch (its HTTP round trip and the
+	// server's answer), fetching/decoding/applying the state and
+	// planning, and the appliers.
+	b.ReportMetric(float64(watching.Microseconds())/float64(b.N)/1000, "watch-ms/op")
+	b.ReportMetric(float64(planning.Microseconds())/float64(b.N)/1000, "fetch+plan-ms/op")
+	b.ReportMetric(float64(applying.Microseconds())/float64(b.N)/1000, "apply-ms/op")
 	newest := last.Networks[0].Instances
 	mac := newest[len(newest)-1].MAC
 	for _, in := range newest {

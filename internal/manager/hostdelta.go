@@ -97,10 +97,6 @@ func (m *Manager) deltaNetworks(ctx context.Context, tx *store.Tx, host string, 
 	if len(sc.networks) == 0 {
 		return nil
 	}
-	own, err := hostOwnAddresses(ctx, tx, host)
-	if err != nil {
-		return err
-	}
 	rels, err := hostReleases(ctx, tx, host)
 	if err != nil {
 		return err
@@ -125,7 +121,11 @@ func (m *Manager) deltaNetworks(ctx context.Context, tx *store.Tx, host string, 
 		if err != nil {
 			return err
 		}
-		hn, ok := hostNetworkHeader(host, n, local, own[id], len(rels[id]) > 0)
+		own, _, err := tx.HostOwnAddress(ctx, id, host)
+		if err != nil {
+			return err
+		}
+		hn, ok := hostNetworkHeader(host, n, local, own, len(rels[id]) > 0)
 		if !ok {
 			d.RemovedNetworks = append(d.RemovedNetworks, id)
 			d.RemovedMetadata = append(d.RemovedMetadata, macs...)

@@ -216,3 +216,17 @@ func (t *Tx) exists(ctx context.Context, q string, args ...any) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// HostOwnAddress returns host's own (gateway) address in a multi-host
+// network, if it has one (an index lookup: FixedIPsByHost scans).
+func (t *Tx) HostOwnAddress(ctx context.Context, networkID int64, host string) (netip.Addr, bool, error) {
+	var s string
+	err := t.QueryRow(ctx, `SELECT address FROM fixed_ips WHERE network_id = ? AND host = ?`, networkID, host).Scan(&s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return netip.Addr{}, false, nil
+	}
+	if err != nil {
+		return netip.Addr{}, false, fmt.Errorf("read own address of %s in network %d: %w", host, networkID, err)
+	}
+	return parseAddr(s), true, nil
+}
