@@ -13,7 +13,6 @@ import (
 
 	"novanet/internal/api"
 	"novanet/internal/client"
-	"novanet/internal/manager"
 	"novanet/internal/model"
 	"novanet/internal/store"
 )
@@ -22,18 +21,32 @@ import (
 // real server over HTTP and checks, after each, that every host's cached
 // state with the watch's delta applied is JSON-equal to the whole state
 // fetched afresh: hosts of a single-host network (its network host and
-// computes), of a multi-host network, and one in both.
+// computes), of a multi-host network, and one in both. Two servers share
+// the store, as controllers do: each change goes to one of them at
+// random, each watch and fetch to one of them at random.
 func TestHostStateDeltaReplay(t *testing.T) {
-	eachEngine(t, func(t *testing.T, st *store.Store) {
-		for seed := range uint64(3) {
-			t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { replayDeltas(t, st, seed) })
-		}
-	})
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			url := e.url(t)
+			var servers []replayServer
+			for range 2 {
+				st, err := store.Open(context.Background(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				servers = append(servers, newReplayServer(t, st))
+			}
+			for seed := range uint64(3) {
+				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { replayDeltas(t, servers, seed) })
+			}
+		})
+	}
 }
 
-func replayDeltas(t *testing.T, st *store.Store, seed uint64) {
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(seed, 42))
+type replayServer struct{ admin, proj *client.Client }
+
+func newReplayServer(t *testing.T, st *store.Store) replayServer {
 	m := newManager(t, st, nil)
 	srv := httptest.NewServer(api.New(m, api.Options{
 		Tokens: api.StaticTokens(map[string]api.Principal{"admin-token-0123456789": {Role: api.RoleAdmin, ProjectID: "admin"},
@@ -41,8 +54,17 @@ func replayDeltas(t *testing.T, st *store.Store, seed uint64) {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}))
 	t.Cleanup(srv.Close)
-	admin := client.New(srv.URL, "admin-token-0123456789")
-	proj := client.New(srv.URL, "proj-token-0123456789")
+	return replayServer{admin: client.New(srv.URL, "admin-token-0123456789"), proj: client.New(srv.URL, "proj-token-0123456789")}
+}
+
+func replayDeltas(t *testing.T, servers []replayServer, seed uint64) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 42))
+	admin, proj := servers[0].admin, servers[0].proj
+	pick := func() {
+		s := servers[rng.IntN(len(servers))]
+		admin, proj = s.admin, s.proj
+	}
 
 	sfx := fmt.Sprint(seed)
 	if _, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "single" + sfx, FixedRangeV4: fmt.Sprintf("10.%d.1.0/24", seed+10), Bridge: "br100", Host: "net1"}); err != nil {
@@ -157,7 +179,8 @@ func replayDeltas(t *testing.T, st *store.Store, seed uint64) {
 			return ignoreKind(err, model.ErrConflict)
 		}},
 	}
-	for step := range 60 {
+	for step := range 80 {
+		pick()
 		op := ops[rng.IntN(len(ops))]
 		if op.name == "network create" && rng.IntN(4) != 0 {
 			op = ops[0] // rarer: each one sends every host its whole state
@@ -166,6 +189,7 @@ func replayDeltas(t *testing.T, st *store.Store, seed uint64) {
 			t.Fatalf("step %d %s: %v", step, op.name, err)
 		}
 		for _, h := range hosts {
+			pick()
 			d, err := admin.WatchHost(ctx, h, cached[h].Revision, 0)
 			if err != nil {
 				t.Fatalf("step %d %s: watch %s: %v", step, op.name, h, err)
@@ -179,6 +203,7 @@ func replayDeltas(t *testing.T, st *store.Store, seed uint64) {
 			if err != nil {
 				t.Fatalf("step %d %s: host %s: apply %+v: %v", step, op.name, h, d, err)
 			}
+			pick()
 			whole, err := admin.HostState(ctx, h)
 			if err != nil {
 				t.Fatal(err)
@@ -206,5 +231,3 @@ func ignoreKind(err error, kinds ...model.ErrorKind) error {
 	}
 	return err
 }
-
-var _ = manager.DefaultOptions
