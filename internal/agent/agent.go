@@ -27,7 +27,9 @@ import (
 // API is what the agent needs from the novanet API (internal/client).
 type API interface {
 	HostState(ctx context.Context, host string) (model.HostState, error)
-	WaitHost(ctx context.Context, host string, after int64, timeout time.Duration) (int64, error)
+	// WatchHost long-polls for what changed in the host's state since
+	// revision after (To == after: nothing did before timeout).
+	WatchHost(ctx context.Context, host string, after int64, timeout time.Duration) (model.HostStateDelta, error)
 	ReportApplied(ctx context.Context, host string, r model.AppliedReport) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	Leases(ctx context.Context, host, bridge string) ([]model.Lease, error)
@@ -212,8 +214,10 @@ func (a *Agent) checkUnwatchable(ctx context.Context) {
 	}
 }
 
-// follow long-polls the API for revisions newer than the cached one and
-// fetches the new state; it is the only loop that waits on the API.
+// follow long-polls the API for what changed since the cached revision
+// and applies that delta to the cached state, fetching the whole state
+// only when it has none or the delta does not fit it; it is the only loop
+// that waits on the API.
 func (a *Agent) follow(ctx context.Context) {
 	backoff := 200 * time.Millisecond
 	fetch := true
@@ -228,15 +232,20 @@ func (a *Agent) follow(ctx context.Context) {
 			continue
 		}
 		a.mu.Lock()
-		known := a.state.Revision
+		cached := a.state
 		a.mu.Unlock()
-		rev, err := a.api.WaitHost(ctx, a.cfg.Host, known, 30*time.Second)
+		d, err := a.api.WatchHost(ctx, a.cfg.Host, cached.Revision, 30*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			a.setAPIDown(true)
-			a.log.Warn("watch failed; datapath kept and repaired from the cached state", "err", err, "retry_in_s", backoff.Seconds())
+			if model.KindOf(err) == model.ErrConflict {
+				a.log.Error("the API refuses this agent's host state protocol, or speaks another; datapath kept and served from the cached state until one side is upgraded",
+					"err", err, "agent_protocol", model.HostStateProtocol, "retry_in_s", backoff.Seconds())
+			} else {
+				a.log.Warn("watch failed; datapath kept and repaired from the cached state", "err", err, "retry_in_s", backoff.Seconds())
+			}
 			if !a.sleep(ctx, &backoff) {
 				return
 			}
@@ -245,8 +254,27 @@ func (a *Agent) follow(ctx context.Context) {
 		}
 		a.setAPIDown(false)
 		backoff = 200 * time.Millisecond
-		fetch = rev != known
+		if d.Full == nil && d.To == cached.Revision {
+			continue // the poll timed out
+		}
+		if err := a.applyDelta(cached, d); err != nil {
+			a.log.Warn("host state delta does not fit the cached state; fetching the whole state", "err", err)
+			fetch = true
+		}
 	}
+}
+
+// applyDelta caches old (the cached state) changed by d, plans it and
+// asks for it to be applied.
+func (a *Agent) applyDelta(old model.HostState, d model.HostStateDelta) error {
+	st, err := old.Apply(d)
+	if err != nil {
+		return err
+	}
+	a.setStateDelta(st, d)
+	a.saveCachedState(st)
+	a.Repair(PartAll|partState, "")
+	return nil
 }
 
 func (a *Agent) sleep(ctx context.Context, backoff *time.Duration) bool {

@@ -146,12 +146,12 @@ func (a meteredAPI) HostState(ctx context.Context, host string) (model.HostState
 	return st, err
 }
 
-func (a meteredAPI) WaitHost(ctx context.Context, host string, after int64, timeout time.Duration) (int64, error) {
-	rev, err := a.API.WaitHost(ctx, host, after, timeout)
-	if err == nil && rev > after {
-		a.m.revision(rev)
+func (a meteredAPI) WatchHost(ctx context.Context, host string, after int64, timeout time.Duration) (model.HostStateDelta, error) {
+	d, err := a.API.WatchHost(ctx, host, after, timeout)
+	if err == nil && d.To != after {
+		a.m.revision(d.To)
 	}
-	return rev, err
+	return d, err
 }
 
 func (a meteredAPI) ReportApplied(ctx context.Context, host string, r model.AppliedReport) error {

@@ -19,17 +19,24 @@ import (
 	"novanet/internal/plan"
 )
 
-// stateAPI serves one host state, as the API would after each change.
+// stateAPI serves one host state, as the API would after each change,
+// and the delta to it from any state it served before (the whole state
+// from one it never did).
 type stateAPI struct {
 	mu      sync.Mutex // protects the following
 	state   model.HostState
+	served  map[int64]model.HostState // by revision
 	applied int64
 }
 
 func (s *stateAPI) set(st model.HostState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.served == nil {
+		s.served = map[int64]model.HostState{}
+	}
 	s.state = st
+	s.served[st.Revision] = st
 }
 
 func (s *stateAPI) HostState(context.Context, string) (model.HostState, error) {
@@ -38,10 +45,17 @@ func (s *stateAPI) HostState(context.Context, string) (model.HostState, error) {
 	return s.state, nil
 }
 
-func (s *stateAPI) WaitHost(_ context.Context, _ string, after int64, _ time.Duration) (int64, error) {
+func (s *stateAPI) WatchHost(_ context.Context, host string, after int64, _ time.Duration) (model.HostStateDelta, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state.Revision, nil
+	if after == s.state.Revision {
+		return model.HostStateDelta{Host: host, From: after, To: after}, nil
+	}
+	if old, ok := s.served[after]; ok {
+		return model.Diff(old, s.state), nil
+	}
+	st := s.state
+	return model.HostStateDelta{Host: host, From: after, To: st.Revision, Full: &st}, nil
 }
 
 func (s *stateAPI) ReportApplied(_ context.Context, _ string, r model.AppliedReport) error {

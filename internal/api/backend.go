@@ -70,6 +70,9 @@ type Backend interface {
 	// WaitHost blocks until the host's revision is greater than after, or
 	// ctx ends; it returns the current revision either way.
 	WaitHost(ctx context.Context, host string, after int64) (int64, error)
+	// WatchHost is WaitHost waiting for a revision other than after and
+	// answering with what changed since after (model.HostStateDelta).
+	WatchHost(ctx context.Context, host string, after int64) (model.HostStateDelta, error)
 	ReportApplied(ctx context.Context, host string, r model.AppliedReport) error
 	RecordLease(ctx context.Context, ev model.LeaseEvent) error
 	// SetHostInstancePassword stores the password a guest posted to its

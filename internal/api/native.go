@@ -152,6 +152,9 @@ func (s *Server) v1CreateNetworks(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) hostState(w http.ResponseWriter, r *http.Request) error {
+	if _, err := hostProtocol(w, r); err != nil {
+		return err
+	}
 	hs, err := s.b.HostState(r.Context(), r.PathValue("host"))
 	if err != nil {
 		return err
@@ -162,8 +165,15 @@ func (s *Server) hostState(w http.ResponseWriter, r *http.Request) error {
 
 // watchHost is the agents' long poll: it answers as soon as the host's
 // revision exceeds ?after, or with the current revision when ?timeout
-// (default 30 s, capped) passes or the server shuts down.
+// (default 30 s, capped) passes or the server shuts down. An agent that
+// names the host state protocol (model.HostStateProtocol) gets, beside
+// the revision, what changed since ?after ("delta"; the whole state in
+// it when the server cannot say), so it fetches nothing more.
 func (s *Server) watchHost(w http.ResponseWriter, r *http.Request) error {
+	versioned, err := hostProtocol(w, r)
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	after, err := strconv.ParseInt(q.Get("after"), 10, 64)
 	if q.Get("after") == "" {
@@ -188,6 +198,14 @@ func (s *Server) watchHost(w http.ResponseWriter, r *http.Request) error {
 	timeout = min(timeout, s.maxWatch)
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	if versioned {
+		d, err := s.b.WatchHost(ctx, r.PathValue("host"), after)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		writeJSON(w, 200, watchAnswer{Revision: d.To, Delta: &d})
+		return nil
+	}
 	rev, err := s.b.WaitHost(ctx, r.PathValue("host"), after)
 	// Our timeout or a shutdown ends the poll normally: the agent asks again.
 	if err != nil && ctx.Err() == nil {
@@ -198,6 +216,9 @@ func (s *Server) watchHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) applied(w http.ResponseWriter, r *http.Request) error {
+	if _, err := hostProtocol(w, r); err != nil {
+		return err
+	}
 	var body struct {
 		model.AppliedReport
 		Version string `json:"version"` // the agent's novanet version
@@ -257,4 +278,26 @@ func (s *Server) recordLease(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// watchAnswer is the body of GET /v1/hosts/{host}/watch.
+type watchAnswer struct {
+	Revision int64                 `json:"revision"`
+	Delta    *model.HostStateDelta `json:"delta,omitempty"`
+}
+
+// hostProtocol checks the protocol an agent names and answers with the
+// server's. An agent naming none predates the versioned protocol and is
+// served as before (revisions only on the watch, the state unchanged).
+func hostProtocol(w http.ResponseWriter, r *http.Request) (versioned bool, err error) {
+	w.Header().Set(model.HostProtocolHeader, strconv.Itoa(model.HostStateProtocol))
+	v := r.Header.Get(model.HostProtocolHeader)
+	if v == "" {
+		return false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n != model.HostStateProtocol {
+		return false, model.Errorf(model.ErrConflict, "this agent speaks host state protocol %s, this server speaks %d: upgrade the older side (the agent when its number is lower, the server otherwise) so both speak the same", v, model.HostStateProtocol)
+	}
+	return true, nil
 }

@@ -149,6 +149,10 @@ func (c *Client) doWithin(ctx context.Context, limit time.Duration, method, path
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "novanet/"+version.String())
+	hostResource := strings.HasPrefix(path, "/v1/hosts/") && !strings.Contains(path, "/leases") && !strings.Contains(path, "/metadata-password")
+	if hostResource {
+		req.Header.Set(model.HostProtocolHeader, strconv.Itoa(model.HostStateProtocol))
+	}
 	if c.token != "" {
 		req.Header.Set("X-Auth-Token", c.token)
 	}
@@ -166,6 +170,11 @@ func (c *Client) doWithin(ctx context.Context, limit time.Duration, method, path
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp.StatusCode, data)
+	}
+	if hostResource {
+		if err := checkHostProtocol(resp.Header.Get(model.HostProtocolHeader)); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
@@ -213,6 +222,38 @@ func (c *Client) WaitHost(ctx context.Context, host string, after int64, timeout
 	}
 	err := c.doWithin(ctx, timeout+c.timeout, http.MethodGet, "/v1/hosts/"+url.PathEscape(host)+"/watch?"+q.Encode(), nil, &out)
 	return out.Revision, err
+}
+
+// WatchHost long-polls until host's revision differs from after or timeout
+// passes (the server caps it), and returns what changed since after: an
+// empty delta (To == after) when nothing did, the whole state in it
+// when the server could not say.
+func (c *Client) WatchHost(ctx context.Context, host string, after int64, timeout time.Duration) (model.HostStateDelta, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	q.Set("timeout", timeout.String())
+	var out struct {
+		Revision int64                 `json:"revision"`
+		Delta    *model.HostStateDelta `json:"delta"`
+	}
+	path := "/v1/hosts/" + url.PathEscape(host) + "/watch?" + q.Encode()
+	if err := c.doWithin(ctx, timeout+c.timeout, http.MethodGet, path, nil, &out); err != nil {
+		return model.HostStateDelta{}, err
+	}
+	if out.Delta == nil {
+		return model.HostStateDelta{}, model.Errorf(model.ErrConflict, "GET %s: the answer carries no delta: the server does not speak host state protocol %d; upgrade the server", path, model.HostStateProtocol)
+	}
+	return *out.Delta, nil
+}
+
+func checkHostProtocol(v string) error {
+	if v == "" {
+		return model.Errorf(model.ErrConflict, "the server names no host state protocol (it speaks 1), this agent speaks %d: upgrade the server", model.HostStateProtocol)
+	}
+	if v != strconv.Itoa(model.HostStateProtocol) {
+		return model.Errorf(model.ErrConflict, "the server speaks host state protocol %s, this agent speaks %d: upgrade the older side so both speak the same", v, model.HostStateProtocol)
+	}
+	return nil
 }
 
 // ReportApplied tells the server which revision host's agent applied, and

@@ -34,6 +34,12 @@ const (
 	DefaultSocket = "/run/novanet/agent.sock"
 )
 
+// Protocol is the version of the lease socket's requests and answers.
+// The script and the agent refuse a different one (protocol 1 named
+// none) with a message naming both, rather than misreading each other:
+// dnsmasq may run an older or newer novanet-dhcpbridge than the agent.
+const Protocol = 2
+
 // Handler is what the agent offers the script.
 type Handler interface {
 	HandleLease(ctx context.Context, ev model.LeaseEvent) error
@@ -48,6 +54,7 @@ type LeaseTimer interface {
 
 // request and response are one JSON line each way.
 type request struct {
+	Protocol int    `json:"protocol"`
 	Action   string `json:"action"`
 	MAC      string `json:"mac,omitempty"`
 	Address  string `json:"address,omitempty"`
@@ -56,6 +63,7 @@ type request struct {
 }
 
 type response struct {
+	Protocol     int           `json:"protocol"`
 	Error        string        `json:"error,omitempty"`
 	Leases       []model.Lease `json:"leases,omitempty"`
 	LeaseSeconds int64         `json:"lease_seconds,omitempty"`
@@ -77,7 +85,7 @@ func Run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("usage: novanet-dhcpbridge add|old|del <mac> <ip> [hostname] | init (dnsmasq's --dhcp-script)")
 	}
-	req := request{Action: args[0], Bridge: os.Getenv(BridgeEnv)}
+	req := request{Protocol: Protocol, Action: args[0], Bridge: os.Getenv(BridgeEnv)}
 	if req.Bridge == "" {
 		req.Bridge = os.Getenv("DNSMASQ_INTERFACE")
 	}
@@ -142,6 +150,9 @@ func call(path string, req request) (response, error) {
 	if resp.Error != "" {
 		return resp, errors.New(resp.Error)
 	}
+	if resp.Protocol != Protocol {
+		return resp, fmt.Errorf("the agent on %s speaks lease socket protocol %d, this script %d: %s", path, max(resp.Protocol, 1), Protocol, upgradeHint(max(resp.Protocol, 1), "the agent", "this script (novanet-dhcpbridge)"))
+	}
 	return resp, nil
 }
 
@@ -200,7 +211,13 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler) {
 		_ = json.NewEncoder(conn).Encode(response{Error: "malformed request: " + err.Error()})
 		return
 	}
-	var resp response
+	resp := response{Protocol: Protocol}
+	if req.Protocol != Protocol {
+		v := max(req.Protocol, 1) // protocol 1 named none
+		resp.Error = fmt.Sprintf("this dhcp script speaks lease socket protocol %d, the agent %d: %s", v, Protocol, upgradeHint(v, "the script (novanet-dhcpbridge, dnsmasq's --dhcp-script)", "the agent"))
+		_ = json.NewEncoder(conn).Encode(resp)
+		return
+	}
 	switch req.Action {
 	case "add", "old", "del":
 		addr, err := netip.ParseAddr(req.Address)
@@ -227,4 +244,13 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler) {
 		resp.Error = fmt.Sprintf("unknown action %q", req.Action)
 	}
 	_ = json.NewEncoder(conn).Encode(resp)
+}
+
+// upgradeHint says which side to upgrade: the other one (speaking v) when
+// it is older than this one, this one otherwise.
+func upgradeHint(v int, other, self string) string {
+	if v < Protocol {
+		return "upgrade " + other + " so both speak the same"
+	}
+	return "upgrade " + self + " so both speak the same"
 }

@@ -3,6 +3,9 @@ package dhcpbridge
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -139,4 +142,80 @@ func TestSecondListenerIsRefused(t *testing.T) {
 	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Listen: %v", err)
 	}
+}
+
+// A script speaking another lease socket protocol (an old one names
+// none) is refused with both versions and what to upgrade, and the
+// handler sees nothing.
+func TestAgentRefusesOtherProtocol(t *testing.T) {
+	rec := &recorder{}
+	path := startServer(t, rec)
+	for _, c := range []struct {
+		line string
+		want []string
+	}{
+		{`{"action":"add","mac":"fa:16:3e:00:00:01","address":"10.0.0.3"}`, []string{"protocol 1", "agent 2", "upgrade the script"}},
+		{`{"protocol":3,"action":"add","mac":"fa:16:3e:00:00:01","address":"10.0.0.3"}`, []string{"protocol 3", "agent 2", "upgrade the agent"}},
+	} {
+		resp := rawCall(t, path, c.line)
+		for _, w := range c.want {
+			if !strings.Contains(resp.Error, w) {
+				t.Errorf("answer to %s: %q, want it to name %q", c.line, resp.Error, w)
+			}
+		}
+	}
+	if len(rec.events) != 0 {
+		t.Errorf("refused requests reached the handler: %v", rec.events)
+	}
+}
+
+// The script refuses an agent that answers in another protocol (an old
+// agent names none) and says which side to upgrade.
+func TestScriptRefusesOtherProtocol(t *testing.T) {
+	for _, c := range []struct {
+		answer string
+		want   []string
+	}{
+		{`{}`, []string{"protocol 1", "script 2", "upgrade the agent"}},
+		{`{"protocol":3}`, []string{"protocol 3", "script 2", "upgrade this script"}},
+	} {
+		path := filepath.Join(t.TempDir(), "agent.sock")
+		ln, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			var req request
+			_ = json.NewDecoder(conn).Decode(&req)
+			conn.Write([]byte(c.answer + "\n"))
+		}()
+		t.Setenv(SocketEnv, path)
+		err = Run([]string{"add", "fa:16:3e:00:00:01", "10.0.0.3"}, io.Discard)
+		ln.Close()
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("script against an agent answering %s: %v, want an error naming %q", c.answer, err, w)
+			}
+		}
+	}
+}
+
+func rawCall(t *testing.T, path, line string) response {
+	t.Helper()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte(line + "\n"))
+	var resp response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }

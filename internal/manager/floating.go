@@ -206,6 +206,9 @@ func (m *Manager) ReleaseFloatingIP(ctx context.Context, scope model.Scope, ref 
 		if f.ProjectID == "" {
 			return model.Errorf(model.ErrNotFound, "floating ip %s is not allocated", f.Address)
 		}
+		if err := c.floatingChanged(ctx, tx, f.Host, f.Address, f.FixedAddress); err != nil {
+			return err
+		}
 		if err := c.bump(ctx, tx, f.Host); err != nil {
 			return err
 		}
@@ -260,6 +263,9 @@ func (m *Manager) AssociateFloatingIP(ctx context.Context, scope model.Scope, fl
 			return err
 		}
 		host := natHost(n, inst.Host)
+		if err := c.floatingChanged(ctx, tx, host, f.Address, target.Address); err != nil {
+			return err
+		}
 		if err := c.bump(ctx, tx, host); err != nil {
 			return err
 		}
@@ -301,6 +307,9 @@ func (m *Manager) DisassociateFloatingIP(ctx context.Context, scope model.Scope,
 		}
 		if instanceUUID != "" && f.InstanceUUID != instanceUUID {
 			return model.Errorf(model.ErrConflict, "floating ip %s is associated with instance %s, not %s", floating, f.InstanceUUID, instanceUUID)
+		}
+		if err := c.floatingChanged(ctx, tx, f.Host, f.Address, f.FixedAddress); err != nil {
+			return err
 		}
 		if err := c.bump(ctx, tx, f.Host); err != nil {
 			return err

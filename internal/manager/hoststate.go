@@ -35,109 +35,203 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 	if err != nil {
 		return hs, err
 	}
-	hs.Options = model.ClusterOptions{
+	hs.Options = m.clusterOptions(nets)
+	facts, err := readHostFacts(ctx, tx, host)
+	if err != nil {
+		return hs, err
+	}
+	groupSet := map[int64]bool{}
+	for _, n := range nets {
+		hn, ok, err := hostNetworkWhole(ctx, tx, host, n, facts, groupSet)
+		if err != nil {
+			return hs, err
+		}
+		if ok {
+			hs.Networks = append(hs.Networks, hn)
+		}
+	}
+	if hs.FloatingIPs, err = hostFloatingIPs(ctx, tx, host); err != nil {
+		return hs, err
+	}
+	if hs.SecurityGroups, err = hostSecurityGroups(ctx, tx, groupSet); err != nil {
+		return hs, err
+	}
+	return hs, m.hostMetadata(ctx, tx, &hs)
+}
+
+// clusterOptions are the options every host's state carries.
+func (m *Manager) clusterOptions(nets []model.Network) model.ClusterOptions {
+	o := model.ClusterOptions{
 		DHCPDomain: m.opts.DHCPDomain, DHCPLeaseTime: m.opts.DHCPLeaseTime,
 		ForceDHCPRelease: m.opts.ForceDHCPRelease, AllowSameNetTraffic: m.opts.AllowSameNetTraffic,
 		FixedRanges: []netip.Prefix{},
 	}
 	for _, n := range nets {
-		hs.Options.FixedRanges = append(hs.Options.FixedRanges, n.CIDR)
+		o.FixedRanges = append(o.FixedRanges, n.CIDR)
 	}
+	return o
+}
+
+// hostFacts are what decides a host's part in every network: its local
+// ports, its own (gateway) addresses and its pending releases, by network.
+type hostFacts struct {
+	local    map[int64][]store.Port
+	own      map[int64]netip.Addr
+	releases map[int64][]model.DHCPRelease
+}
+
+func readHostFacts(ctx context.Context, tx *store.Tx, host string) (hostFacts, error) {
+	f := hostFacts{local: map[int64][]store.Port{}}
 	local, err := tx.Ports(ctx, 0, host)
 	if err != nil {
-		return hs, err
+		return f, err
 	}
-	byNet := map[int64][]store.Port{}
 	for _, p := range local {
-		byNet[p.NetworkID] = append(byNet[p.NetworkID], p)
+		f.local[p.NetworkID] = append(f.local[p.NetworkID], p)
 	}
+	if f.own, err = hostOwnAddresses(ctx, tx, host); err != nil {
+		return f, err
+	}
+	f.releases, err = hostReleases(ctx, tx, host)
+	return f, err
+}
+
+func hostOwnAddresses(ctx context.Context, tx *store.Tx, host string) (map[int64]netip.Addr, error) {
 	own, err := tx.FixedIPsByHost(ctx, host)
-	if err != nil {
-		return hs, err
-	}
-	ownAddr := map[int64]netip.Addr{}
+	out := map[int64]netip.Addr{}
 	for _, f := range own {
-		ownAddr[f.NetworkID] = f.Address
+		out[f.NetworkID] = f.Address
 	}
+	return out, err
+}
+
+func hostReleases(ctx context.Context, tx *store.Tx, host string) (map[int64][]model.DHCPRelease, error) {
 	rels, err := tx.Releases(ctx, host)
-	if err != nil {
-		return hs, err
-	}
-	relByNet := map[int64][]model.DHCPRelease{}
+	out := map[int64][]model.DHCPRelease{}
 	for _, r := range rels {
-		relByNet[r.NetworkID] = append(relByNet[r.NetworkID], model.DHCPRelease{MAC: r.MAC, Address: r.Address})
+		out[r.NetworkID] = append(out[r.NetworkID], model.DHCPRelease{MAC: r.MAC, Address: r.Address})
 	}
-	groupSet := map[int64]bool{}
-	for _, n := range nets {
-		lp := byNet[n.ID]
-		dhcp := n.Kind != model.KindFlat
-		hn := model.HostNetwork{Network: n, Instances: []model.HostInstance{}, DHCPHosts: []model.DHCPHost{}, Releases: []model.DHCPRelease{}}
-		var served []store.Port
+	return out, err
+}
+
+// hostNetworkHeader is network n as seen by host, without its lists, and
+// whether host takes part in it at all: a single-host network on its
+// network host and where it has local instances; a multi-host network
+// where the host has its own address, local instances or releases.
+func hostNetworkHeader(host string, n model.Network, hasLocal bool, own netip.Addr, hasReleases bool) (model.HostNetwork, bool) {
+	dhcp := n.Kind != model.KindFlat
+	hn := model.HostNetwork{Network: n, Instances: []model.HostInstance{}, DHCPHosts: []model.DHCPHost{}, Releases: []model.DHCPRelease{}}
+	if !n.MultiHost {
+		isNetHost := n.Host == host
+		if !isNetHost && !hasLocal {
+			return hn, false
+		}
+		if dhcp {
+			hn.DHCPServer = n.Gateway
+		}
+		if isNetHost && dhcp {
+			hn.BridgeAddress, hn.ServesDHCP, hn.NAT = n.Gateway, true, true
+		}
+		return hn, true
+	}
+	if !own.IsValid() && !hasLocal && !hasReleases {
+		return hn, false
+	}
+	if own.IsValid() && dhcp {
+		hn.BridgeAddress, hn.ServesDHCP, hn.NAT, hn.DHCPServer = own, true, true, own
+	}
+	return hn, true
+}
+
+// servedBy reports whether host's dnsmasq (and metadata) serves port p
+// of network hn: all of a single-host network's ports on its network
+// host, the local ones of a multi-host network.
+func servedBy(hn model.HostNetwork, host string, p store.Port) bool {
+	return hn.ServesDHCP && (!hn.Network.MultiHost || p.Host == host)
+}
+
+// hostNetworkWhole is network n as seen by host with all its lists;
+// groupSet gains the groups of its local instances.
+func hostNetworkWhole(ctx context.Context, tx *store.Tx, host string, n model.Network, f hostFacts, groupSet map[int64]bool) (model.HostNetwork, bool, error) {
+	lp := f.local[n.ID]
+	hn, ok := hostNetworkHeader(host, n, len(lp) > 0, f.own[n.ID], len(f.releases[n.ID]) > 0)
+	if !ok {
+		return hn, false, nil
+	}
+	if hn.ServesDHCP {
+		served := lp
 		if !n.MultiHost {
-			isNetHost := n.Host == host
-			if !isNetHost && len(lp) == 0 {
-				continue
-			}
-			if dhcp {
-				hn.DHCPServer = n.Gateway
-			}
-			if isNetHost && dhcp {
-				hn.BridgeAddress, hn.ServesDHCP, hn.NAT = n.Gateway, true, true
-				if served, err = tx.Ports(ctx, n.ID, ""); err != nil {
-					return hs, err
-				}
-			}
-		} else {
-			a, ok := ownAddr[n.ID]
-			if !ok && len(lp) == 0 && len(relByNet[n.ID]) == 0 {
-				continue
-			}
-			if ok && dhcp {
-				hn.BridgeAddress, hn.ServesDHCP, hn.NAT, hn.DHCPServer = a, true, true, a
-				served = lp
+			var err error
+			if served, err = tx.Ports(ctx, n.ID, ""); err != nil {
+				return hn, false, err
 			}
 		}
-		if hn.ServesDHCP {
-			for _, p := range served {
-				hn.DHCPHosts = append(hn.DHCPHosts, model.DHCPHost{MAC: p.MAC, Hostname: p.Hostname, Address: p.Address.Address})
-			}
-			hn.Releases = append(hn.Releases, relByNet[n.ID]...)
+		for _, p := range served {
+			hn.DHCPHosts = append(hn.DHCPHosts, dhcpHostEntry(p))
 		}
-		for _, p := range lp {
-			gs, err := tx.InstanceGroupIDs(ctx, p.InstanceUUID)
-			if err != nil {
-				return hs, err
-			}
-			if gs == nil {
-				gs = []int64{}
-			}
-			for _, g := range gs {
-				groupSet[g] = true
-			}
-			hn.Instances = append(hn.Instances, model.HostInstance{UUID: p.InstanceUUID, VIFID: p.VIF.ID, Hostname: p.Hostname, ProjectID: p.ProjectID,
-				Address: p.Address.Address, MAC: p.MAC, Device: p.Device, SecurityGroups: gs})
-		}
-		sort.Slice(hn.DHCPHosts, func(i, j int) bool { return hn.DHCPHosts[i].Address.Less(hn.DHCPHosts[j].Address) })
-		sort.Slice(hn.Instances, func(i, j int) bool { return hn.Instances[i].Address.Less(hn.Instances[j].Address) })
-		sort.Slice(hn.Releases, func(i, j int) bool {
-			a, b := hn.Releases[i], hn.Releases[j]
-			return a.Address.Less(b.Address) || a.Address == b.Address && a.MAC < b.MAC
-		})
-		hs.Networks = append(hs.Networks, hn)
+		hn.Releases = append(hn.Releases, f.releases[n.ID]...)
 	}
-	fls, err := tx.Floatings(ctx, `fl.host = ? AND fl.fixed_ip_id IS NOT NULL`, host)
+	for _, p := range lp {
+		inst, err := hostInstance(ctx, tx, p)
+		if err != nil {
+			return hn, false, err
+		}
+		for _, g := range inst.SecurityGroups {
+			groupSet[g] = true
+		}
+		hn.Instances = append(hn.Instances, inst)
+	}
+	sort.Slice(hn.DHCPHosts, func(i, j int) bool { return hn.DHCPHosts[i].Address.Less(hn.DHCPHosts[j].Address) })
+	sort.Slice(hn.Instances, func(i, j int) bool { return hn.Instances[i].Address.Less(hn.Instances[j].Address) })
+	sortReleases(hn.Releases)
+	return hn, true, nil
+}
+
+func sortReleases(rs []model.DHCPRelease) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		return a.Address.Less(b.Address) || a.Address == b.Address && a.MAC < b.MAC
+	})
+}
+
+func dhcpHostEntry(p store.Port) model.DHCPHost {
+	return model.DHCPHost{MAC: p.MAC, Hostname: p.Hostname, Address: p.Address.Address}
+}
+
+// hostInstance is local port p's entry, with its instance's groups.
+func hostInstance(ctx context.Context, tx *store.Tx, p store.Port) (model.HostInstance, error) {
+	gs, err := tx.InstanceGroupIDs(ctx, p.InstanceUUID)
 	if err != nil {
-		return hs, err
+		return model.HostInstance{}, err
 	}
+	if gs == nil {
+		gs = []int64{}
+	}
+	return model.HostInstance{UUID: p.InstanceUUID, VIFID: p.VIF.ID, Hostname: p.Hostname, ProjectID: p.ProjectID,
+		Address: p.Address.Address, MAC: p.MAC, Device: p.Device, SecurityGroups: gs}, nil
+}
+
+func hostFloatingIPs(ctx context.Context, tx *store.Tx, host string) ([]model.HostFloatingIP, error) {
+	fls, err := tx.HostFloatings(ctx, host)
+	out := []model.HostFloatingIP{}
 	for _, f := range fls {
-		hs.FloatingIPs = append(hs.FloatingIPs, model.HostFloatingIP{Address: f.Address, FixedAddress: f.FixedAddress, Interface: f.Interface, InstanceUUID: f.InstanceUUID})
+		out = append(out, hostFloatingEntry(f))
 	}
-	// Groups of local instances, plus the groups their rules name as
-	// sources (for their member addresses).
+	return out, err
+}
+
+func hostFloatingEntry(f store.Floating) model.HostFloatingIP {
+	return model.HostFloatingIP{Address: f.Address, FixedAddress: f.FixedAddress, Interface: f.Interface, InstanceUUID: f.InstanceUUID}
+}
+
+// hostSecurityGroups are the groups of local instances (groupSet) plus
+// the groups their rules name as sources (for their member addresses),
+// by id.
+func hostSecurityGroups(ctx context.Context, tx *store.Tx, groupSet map[int64]bool) ([]model.HostSecurityGroup, error) {
 	for g := range groupSet {
 		rules, err := tx.Rules(ctx, g)
 		if err != nil {
-			return hs, err
+			return nil, err
 		}
 		for _, r := range rules {
 			if r.SourceGroupID != 0 {
@@ -150,22 +244,32 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 		ids = append(ids, g)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := []model.HostSecurityGroup{}
 	for _, id := range ids {
-		g, err := tx.SecurityGroup(ctx, id)
+		g, err := hostSecurityGroup(ctx, tx, id)
 		if err != nil {
-			return hs, err
+			return nil, err
 		}
-		members, err := tx.GroupMemberAddresses(ctx, id)
-		if err != nil {
-			return hs, err
-		}
-		if members == nil {
-			members = []netip.Addr{}
-		}
-		sort.Slice(members, func(i, j int) bool { return members[i].Less(members[j]) })
-		hs.SecurityGroups = append(hs.SecurityGroups, model.HostSecurityGroup{SecurityGroup: g, Members: members})
+		out = append(out, g)
 	}
-	return hs, m.hostMetadata(ctx, tx, &hs)
+	return out, nil
+}
+
+// hostSecurityGroup is one group with all its member addresses, sorted.
+func hostSecurityGroup(ctx context.Context, tx *store.Tx, id int64) (model.HostSecurityGroup, error) {
+	g, err := tx.SecurityGroup(ctx, id)
+	if err != nil {
+		return model.HostSecurityGroup{}, err
+	}
+	members, err := tx.GroupMemberAddresses(ctx, id)
+	if err != nil {
+		return model.HostSecurityGroup{}, err
+	}
+	if members == nil {
+		members = []netip.Addr{}
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].Less(members[j]) })
+	return model.HostSecurityGroup{SecurityGroup: g, Members: members}, nil
 }
 
 // WaitHost blocks until host's revision exceeds after or ctx ends, and
@@ -174,10 +278,23 @@ func (m *Manager) hostState(ctx context.Context, tx *store.Tx, host string) (mod
 // wake it at once; changes made by other servers sharing the store are
 // seen by polling every PollInterval.
 func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64, error) {
+	return m.waitFor(ctx, host, func(rev int64) bool { return rev > after })
+}
+
+// waitRevision is WaitHost waiting for any other revision than after (an
+// agent ahead of the store, restored from a backup, is answered too).
+func (m *Manager) waitRevision(ctx context.Context, host string, after int64) (int64, error) {
+	return m.waitFor(ctx, host, func(rev int64) bool { return rev != after })
+}
+
+func (m *Manager) waitFor(ctx context.Context, host string, done func(rev int64) bool) (int64, error) {
 	if err := model.CheckHostName("host", host); err != nil {
 		return 0, err
 	}
-	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.EnsureHost(ctx, host) }); err != nil {
+	if err := m.ensureHost(ctx, host); err != nil {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
 		return 0, err
 	}
 	tick := time.NewTicker(m.opts.PollInterval)
@@ -191,7 +308,7 @@ func (m *Manager) WaitHost(ctx context.Context, host string, after int64) (int64
 			}
 			return rev, err
 		}
-		if rev > after {
+		if done(rev) {
 			return rev, nil
 		}
 		select {
@@ -255,6 +372,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			hosts, err := tx.DeleteReleases(ctx, ev.Host, ev.Address, mac)
 			if err != nil {
 				return err
+			}
+			for _, h := range hosts {
+				c.touch(h, scopeReleases(f.NetworkID))
 			}
 			if err := c.bump(ctx, tx, hosts...); err != nil {
 				return err
@@ -384,6 +504,9 @@ func (m *Manager) Periodic(ctx context.Context) error {
 		if n < 500 {
 			break
 		}
+	}
+	if err := m.pruneHostChanges(ctx); err != nil {
+		return err
 	}
 	relCutoff := now.Add(-time.Duration(m.opts.DHCPLeaseTime) * time.Second).UnixMicro()
 	return m.update(ctx, func(tx *store.Tx, c *change) error {

@@ -153,6 +153,7 @@ func (m *Manager) bootInTx(ctx context.Context, tx *store.Tx, c *change, b boot)
 			return detail, false, err
 		}
 		if ok {
+			c.touch(fl.Host, scopeFloating(fl.Address))
 			detail.FloatingIPs = append(detail.FloatingIPs, fl)
 		}
 		noFloating = !ok
@@ -160,11 +161,15 @@ func (m *Manager) bootInTx(ctx context.Context, tx *store.Tx, c *change, b boot)
 	// The host rows last: every boot bumps its network host's row, and
 	// a row lock is held until commit, so taking it last keeps the
 	// boots queued on it for one statement instead of the whole boot.
-	others, err := tx.SourceGroupHosts(ctx, groups)
+	ref, err := instanceRefOf(ctx, tx, inst)
 	if err != nil {
 		return detail, false, err
 	}
-	return detail, noFloating, c.bump(ctx, tx, append(others, b.req.Host, n.Host)...)
+	hosts, err := c.instanceChanged(ctx, tx, ref, groups, n.Host)
+	if err != nil {
+		return detail, false, err
+	}
+	return detail, noFloating, c.bump(ctx, tx, hosts...)
 }
 
 // insertInstance records the instance and its group memberships.
@@ -370,6 +375,10 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		if !scope.Sees(inst.ProjectID) {
 			return model.Errorf(model.ErrNotFound, "instance %s not found", id)
 		}
+		ref, err := instanceRefOf(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
 		fixed, err := tx.FixedIPsByInstance(ctx, id)
 		if err != nil {
 			return err
@@ -377,6 +386,9 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 		held, err := heldBy(ctx, tx, inst, fixed)
 		if err != nil {
 			return err
+		}
+		for _, fl := range held.floats {
+			c.touch(fl.Host, scopeFloating(fl.Address))
 		}
 		if err := releaseFloatings(ctx, tx, held.floats); err != nil {
 			return err
@@ -388,7 +400,11 @@ func (m *Manager) DeleteInstance(ctx context.Context, scope model.Scope, id stri
 			return err
 		}
 		// Host rows last, as in BootInstance.
-		return c.bump(ctx, tx, held.hosts...)
+		hosts, err := c.instanceChanged(ctx, tx, ref, inst.SecurityGroups, held.hosts...)
+		if err != nil {
+			return err
+		}
+		return c.bump(ctx, tx, hosts...)
 	})
 }
 
@@ -568,11 +584,20 @@ func (m *Manager) changeMembership(ctx context.Context, scope model.Scope, id, g
 		if !add && !member {
 			return model.Errorf(model.ErrNotFound, "instance %s is not in security group %q", id, group)
 		}
-		others, err := sourceGroupHosts(ctx, tx, []int64{g.ID})
+		ref, err := instanceRefOf(ctx, tx, inst)
 		if err != nil {
 			return err
 		}
-		if err := c.bump(ctx, tx, append(others, inst.Host)...); err != nil {
+		// Its metadata names its groups too.
+		mdHosts, err := m.metadataHosts(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
+		hosts, err := c.instanceChanged(ctx, tx, ref, []int64{g.ID}, mdHosts...)
+		if err != nil {
+			return err
+		}
+		if err := c.bump(ctx, tx, hosts...); err != nil {
 			return err
 		}
 		if add {

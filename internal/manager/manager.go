@@ -130,26 +130,41 @@ func (m *Manager) Options() Options { return m.opts }
 // the manager grows background state.
 func (m *Manager) Close() error { return nil }
 
-// change collects the hosts a transaction bumped.
+// change collects the hosts a transaction bumped and what changed in
+// each one's state (the change log's scopes, changelog.go).
 type change struct {
-	hosts []string
+	hosts  []string
+	revs   map[string][]int64         // the revisions each host got in this transaction
+	scopes map[string]map[string]bool // host -> scopes; none recorded = scopeAll
 }
 
 // bump moves the revisions of hosts inside tx. Call it before other
-// writes: it takes the host rows' locks in a fixed order.
+// writes: it takes the host rows' locks in a fixed order. What changed
+// is said with touch (or the helpers of changelog.go); a host bumped
+// without a scope gets the whole state on its next watch.
 func (c *change) bump(ctx context.Context, tx *store.Tx, hosts ...string) error {
-	done, err := tx.BumpHosts(ctx, hosts...)
-	c.hosts = append(c.hosts, done...)
+	revs, err := tx.BumpHostRevisions(ctx, hosts...)
+	if c.revs == nil {
+		c.revs = map[string][]int64{}
+	}
+	for h, r := range revs {
+		c.hosts = append(c.hosts, h)
+		c.revs[h] = append(c.revs[h], r)
+	}
 	return err
 }
 
-// update runs fn in a write transaction and, once committed, wakes the
-// watchers of the hosts it bumped.
+// update runs fn in a write transaction, records its change log in the
+// same transaction and, once committed, wakes the watchers of the hosts
+// it bumped.
 func (m *Manager) update(ctx context.Context, fn func(tx *store.Tx, c *change) error) error {
 	var c *change
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		c = &change{}
-		return fn(tx, c)
+		if err := fn(tx, c); err != nil {
+			return err
+		}
+		return c.record(ctx, tx)
 	})
 	if err == nil && c != nil {
 		m.notify(c.hosts...)

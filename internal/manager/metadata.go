@@ -146,6 +146,11 @@ func (m *Manager) SetMetadataPassword(ctx context.Context, uuid, password string
 		if err != nil {
 			return err
 		}
+		ref, err := instanceRefOf(ctx, tx, inst)
+		if err != nil {
+			return err
+		}
+		c.vifsChanged(ref, hosts...)
 		if err := c.bump(ctx, tx, hosts...); err != nil {
 			return err
 		}
@@ -237,22 +242,28 @@ func (m *Manager) hostMetadata(ctx context.Context, tx *store.Tx, hs *model.Host
 			return err
 		}
 		for _, p := range ports {
-			inst, err := tx.Instance(ctx, p.InstanceUUID)
+			md, err := m.portMetadata(ctx, tx, hn, p)
 			if err != nil {
 				return err
 			}
-			md, err := m.buildMetadata(ctx, tx, inst, p, hn.Network, hn.BridgeAddress)
-			if err != nil {
-				return err
-			}
-			// The network is in hs.Networks already; at thousands of
-			// instances a copy per instance would dominate the state.
-			md.Network = model.Network{ID: hn.Network.ID}
 			hs.Metadata = append(hs.Metadata, md)
 		}
 	}
 	sort.Slice(hs.Metadata, func(i, j int) bool { return hs.Metadata[i].Address.Less(hs.Metadata[j].Address) })
 	return nil
+}
+
+// portMetadata is port p's metadata entry in the state of hn's host.
+func (m *Manager) portMetadata(ctx context.Context, tx *store.Tx, hn model.HostNetwork, p store.Port) (model.InstanceMetadata, error) {
+	inst, err := tx.Instance(ctx, p.InstanceUUID)
+	if err != nil {
+		return model.InstanceMetadata{}, err
+	}
+	md, err := m.buildMetadata(ctx, tx, inst, p, hn.Network, hn.BridgeAddress)
+	// The network is in hs.Networks already; at thousands of instances a
+	// copy per instance would dominate the state.
+	md.Network = model.Network{ID: hn.Network.ID}
+	return md, err
 }
 
 // SetHostInstancePassword is SetMetadataPassword for an agent answering

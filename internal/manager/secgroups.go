@@ -255,7 +255,7 @@ func (m *Manager) CreateSecurityGroupRule(ctx context.Context, scope model.Scope
 				return model.Errorf(model.ErrConflict, "security group %q already has this rule (id %d)", g.Name, x.ID)
 			}
 		}
-		hosts, err := tx.GroupMemberHosts(ctx, g.ID)
+		hosts, err := c.groupRulesChanged(ctx, tx, g.ID, r.SourceGroupID)
 		if err != nil {
 			return err
 		}
@@ -278,7 +278,7 @@ func (m *Manager) DeleteSecurityGroupRule(ctx context.Context, scope model.Scope
 		if _, err := groupFor(ctx, tx, scope, r.GroupID); err != nil {
 			return model.Errorf(model.ErrNotFound, "security group rule %d not found", id)
 		}
-		hosts, err := tx.GroupMemberHosts(ctx, r.GroupID)
+		hosts, err := c.groupRulesChanged(ctx, tx, r.GroupID, r.SourceGroupID)
 		if err != nil {
 			return err
 		}

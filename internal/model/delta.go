@@ -8,6 +8,11 @@ import "net/netip"
 // naming both versions rather than misreading each other's JSON.
 const HostStateProtocol = 2
 
+// HostProtocolHeader carries HostStateProtocol in an agent's requests to
+// the host resources and in the server's answers. An agent that sends
+// none is served as protocol 1 was (the watch answers revisions only).
+const HostProtocolHeader = "Novanet-Host-Protocol"
+
 // HostStateDelta is what changed in one host's desired state between the
 // agent's revision From and the server's revision To. Applying it to the
 // state at From gives exactly the state at To (HostState.Apply); the server
@@ -17,6 +22,11 @@ const HostStateProtocol = 2
 // When Full is set it is the whole state at To and every other field is
 // empty: the agent was too far behind, the server could not describe the
 // change, or From is zero (an agent with no state).
+//
+// The server describes the items the change log says were touched as they
+// are at To: an entry that exists is upserted, one that does not is
+// listed as removed, whether or not the state at From held it. Removing
+// a key the state lacks is therefore a no-op, not an inconsistency.
 //
 // Entries are keyed as the state keys them: networks by Network.ID,
 // instances, DHCP hosts and metadata by MAC (a VIF), floating IPs by

@@ -100,17 +100,6 @@ func (t *Tx) ListFloatings(ctx context.Context, f FloatingFilter) ([]Floating, e
 	return t.floatings(ctx, cond, args...)
 }
 
-// Floatings returns floating IPs matching a condition on fl.
-//
-// Deprecated: use ListFloatings. Kept only until the host state query
-// (internal/manager/hoststate.go) moves to FloatingFilter{Host: host,
-// Associated: true}.
-func (t *Tx) Floatings(ctx context.Context, cond string, args ...any) ([]Floating, error) {
-	if cond == "" {
-		cond = "TRUE"
-	}
-	return t.floatings(ctx, cond, args...)
-}
 
 func (t *Tx) floatings(ctx context.Context, cond string, args ...any) ([]Floating, error) {
 	rows, err := t.Query(ctx, floatingSelect+` WHERE `+cond+` ORDER BY fl.ipnum`, args...)
