@@ -100,7 +100,6 @@ func (t *Tx) ListFloatings(ctx context.Context, f FloatingFilter) ([]Floating, e
 	return t.floatings(ctx, cond, args...)
 }
 
-
 func (t *Tx) floatings(ctx context.Context, cond string, args ...any) ([]Floating, error) {
 	rows, err := t.Query(ctx, floatingSelect+` WHERE `+cond+` ORDER BY fl.ipnum`, args...)
 	if err != nil {
