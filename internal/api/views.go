@@ -7,12 +7,6 @@ import (
 	"novanet/internal/model"
 )
 
-// The operator's native views and admin actions nova's API lacks.
-func (s *Server) viewRoutes() {
-	s.handle("GET /v1/fixed-ips", adminOnly, s.listFixedIPs)
-	s.handle("POST /v1/floating-ips", adminOnly, s.allocateFloatingFor)
-}
-
 // listFixedIPs answers GET /v1/fixed-ips?network=&all=true&leased=true.
 func (s *Server) listFixedIPs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
