@@ -89,21 +89,20 @@ func (s *Server) listBulk(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createBulk(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Create *model.FloatingRangeRequest `json:"floating_ips_bulk_create"`
-	}
-	if err := decode(w, r, &body, true); err != nil {
+	const missing = `missing "floating_ips_bulk_create" object with an "ip_range" (a CIDR or one address)`
+	req, err := decodeObject[model.FloatingRangeRequest](w, r, "floating_ips_bulk_create", missing)
+	if err != nil {
 		return err
 	}
-	if body.Create == nil || body.Create.IPRange == "" {
-		return invalid(`missing "floating_ips_bulk_create" object with an "ip_range" (a CIDR or one address)`)
+	if req.IPRange == "" {
+		return invalid(missing)
 	}
-	ips, err := s.b.CreateFloatingRange(r.Context(), *body.Create)
+	ips, err := s.b.CreateFloatingRange(r.Context(), *req)
 	if err != nil {
 		return err
 	}
 	out := wire.BulkCreateResult{Info: make(wire.List[wire.BulkFloatingIP], 0, len(ips)),
-		Create: wire.BulkCreate{IPRange: body.Create.IPRange, Pool: body.Create.Pool, Interface: body.Create.Interface}}
+		Create: wire.BulkCreate{IPRange: req.IPRange, Pool: req.Pool, Interface: req.Interface}}
 	for _, f := range ips {
 		out.Info = append(out.Info, wire.NewBulkFloatingIP(f))
 		out.Create.Pool, out.Create.Interface = f.Pool, f.Interface

@@ -72,15 +72,9 @@ type novaNetworkCreate struct {
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Network *novaNetworkCreate `json:"network"`
-	}
-	if err := decode(w, r, &body, true); err != nil {
+	n, err := decodeObject[novaNetworkCreate](w, r, "network", `missing "network" object in the request body`)
+	if err != nil {
 		return err
-	}
-	n := body.Network
-	if n == nil {
-		return invalid(`missing "network" object in the request body`)
 	}
 	if n.CIDRv6 != "" {
 		return invalid("cidr_v6 is not supported: novanet networks are IPv4 only")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"novanet/internal/model"
 	"reflect"
@@ -57,3 +58,25 @@ func parseID(s, what string) (int64, error) {
 	}
 	return v, nil
 }
+
+// decodeObject reads nova's one-key request body {key: {...}} strictly;
+// missing is the error when key is absent or null. The body is decoded
+// into a struct with that one tagged field, so type errors and NUL checks
+// name the field with its key ("security_group_rule.from_port").
+func decodeObject[T any](w http.ResponseWriter, r *http.Request, key, missing string) (*T, error) {
+	wrapper := reflect.StructOf([]reflect.StructField{{
+		Name: "Object", Type: reflect.TypeFor[*T](), Tag: reflect.StructTag(`json:"` + key + `"`),
+	}})
+	body := reflect.New(wrapper)
+	if err := decode(w, r, body.Interface(), true); err != nil {
+		return nil, err
+	}
+	v, _ := body.Elem().Field(0).Interface().(*T)
+	if v == nil {
+		return nil, invalid("%s", missing)
+	}
+	return v, nil
+}
+
+// pathID is the positive integer id in the URL's {id}.
+func pathID(r *http.Request, what string) (int64, error) { return parseID(r.PathValue("id"), what) }

@@ -56,25 +56,24 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 }
 
 type groupBody struct {
-	Group *struct {
-		Name        *string `json:"name"`
-		Description *string `json:"description"`
-	} `json:"security_group"`
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
-	var body groupBody
-	if err := decode(w, r, &body, true); err != nil {
+	const missing = `missing "security_group" object with a "name"`
+	body, err := decodeObject[groupBody](w, r, "security_group", missing)
+	if err != nil {
 		return err
 	}
-	if body.Group == nil || body.Group.Name == nil {
-		return invalid(`missing "security_group" object with a "name"`)
+	if body.Name == nil {
+		return invalid(missing)
 	}
 	desc := ""
-	if body.Group.Description != nil {
-		desc = *body.Group.Description
+	if body.Description != nil {
+		desc = *body.Description
 	}
-	g, err := s.b.CreateSecurityGroup(r.Context(), principal(r).Scope(), *body.Group.Name, desc)
+	g, err := s.b.CreateSecurityGroup(r.Context(), principal(r).Scope(), *body.Name, desc)
 	if err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "security group")
+	id, err := pathID(r, "security group")
 	if err != nil {
 		return err
 	}
@@ -96,27 +95,24 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "security group")
+	id, err := pathID(r, "security group")
 	if err != nil {
 		return err
 	}
-	var body groupBody
-	if err := decode(w, r, &body, true); err != nil {
+	body, err := decodeObject[groupBody](w, r, "security_group", `missing "security_group" object`)
+	if err != nil {
 		return err
-	}
-	if body.Group == nil {
-		return invalid(`missing "security_group" object`)
 	}
 	cur, err := s.b.GetSecurityGroup(r.Context(), principal(r).Scope(), id)
 	if err != nil {
 		return err
 	}
 	name, desc := cur.Name, cur.Description
-	if body.Group.Name != nil {
-		name = *body.Group.Name
+	if body.Name != nil {
+		name = *body.Name
 	}
-	if body.Group.Description != nil {
-		desc = *body.Group.Description
+	if body.Description != nil {
+		desc = *body.Description
 	}
 	g, err := s.b.UpdateSecurityGroup(r.Context(), principal(r).Scope(), id, name, desc)
 	if err != nil {
@@ -127,7 +123,7 @@ func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "security group")
+	id, err := pathID(r, "security group")
 	if err != nil {
 		return err
 	}
@@ -209,16 +205,11 @@ func (b ruleBody) toRule(needParent bool) (model.SecurityGroupRule, error) {
 }
 
 func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Rule *ruleBody `json:"security_group_rule"`
-	}
-	if err := decode(w, r, &body, true); err != nil {
+	body, err := decodeObject[ruleBody](w, r, "security_group_rule", `missing "security_group_rule" object`)
+	if err != nil {
 		return err
 	}
-	if body.Rule == nil {
-		return invalid(`missing "security_group_rule" object`)
-	}
-	rule, err := body.Rule.toRule(true)
+	rule, err := body.toRule(true)
 	if err != nil {
 		return err
 	}
@@ -235,7 +226,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "security group rule")
+	id, err := pathID(r, "security group rule")
 	if err != nil {
 		return err
 	}
@@ -260,19 +251,14 @@ func (s *Server) listDefaultRules(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) createDefaultRule(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Rule *ruleBody `json:"security_group_default_rule"`
-	}
-	if err := decode(w, r, &body, true); err != nil {
+	body, err := decodeObject[ruleBody](w, r, "security_group_default_rule", `missing "security_group_default_rule" object`)
+	if err != nil {
 		return err
 	}
-	if body.Rule == nil {
-		return invalid(`missing "security_group_default_rule" object`)
-	}
-	if body.Rule.GroupID.set || body.Rule.ParentGroupID.set {
+	if body.GroupID.set || body.ParentGroupID.set {
 		return invalid("default rules take a cidr, not a group")
 	}
-	rule, err := body.Rule.toRule(false)
+	rule, err := body.toRule(false)
 	if err != nil {
 		return err
 	}
@@ -285,7 +271,7 @@ func (s *Server) createDefaultRule(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) getDefaultRule(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "default rule")
+	id, err := pathID(r, "default rule")
 	if err != nil {
 		return err
 	}
@@ -298,7 +284,7 @@ func (s *Server) getDefaultRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteDefaultRule(w http.ResponseWriter, r *http.Request) error {
-	id, err := parseID(r.PathValue("id"), "default rule")
+	id, err := pathID(r, "default rule")
 	if err != nil {
 		return err
 	}
