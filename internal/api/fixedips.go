@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"novanet/internal/model"
 	"novanet/internal/wire"
+	"strconv"
 )
 
 // os-fixed-ips.
@@ -45,5 +47,38 @@ func (s *Server) fixedAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// listFixedIPs answers GET /v1/fixed-ips?network=&all=true&leased=true.
+func (s *Server) listFixedIPs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	flag := func(name string) (bool, error) {
+		v := q.Get(name)
+		if v == "" {
+			return false, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, invalid("%s=%q must be true or false", name, v)
+		}
+		return b, nil
+	}
+	all, err := flag("all")
+	if err != nil {
+		return err
+	}
+	leased, err := flag("leased")
+	if err != nil {
+		return err
+	}
+	rows, err := s.b.ListFixedIPs(r.Context(), q.Get("network"), all, leased)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []model.FixedIPRow{}
+	}
+	writeJSON(w, 200, rows)
 	return nil
 }

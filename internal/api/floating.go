@@ -128,3 +128,28 @@ func (s *Server) deleteBulk(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, 200, wire.BulkDeleteResult{IPRange: body.IPRange, Deleted: n})
 	return nil
 }
+
+// allocateFloatingFor answers POST /v1/floating-ips {"project_id", "pool"}:
+// an admin allocates a floating address to a project (counted against
+// that project's quota), as nova-manage could and os-floating-ips cannot.
+func (s *Server) allocateFloatingFor(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		ProjectID string `json:"project_id"`
+		Pool      string `json:"pool"`
+	}
+	if err := decode(w, r, &body, true); err != nil {
+		return err
+	}
+	if body.ProjectID == "" {
+		return invalid(`"project_id" is required: the project that receives the address`)
+	}
+	if len(body.ProjectID) > 255 {
+		return invalid("project_id is longer than 255 characters")
+	}
+	f, err := s.b.AllocateFloatingIP(r.Context(), model.Scope{ProjectID: body.ProjectID}, body.Pool)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, f)
+	return nil
+}
