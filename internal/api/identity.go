@@ -38,14 +38,6 @@ import (
 // identityTokenLifetime is the nominal expiry announced for a token.
 const identityTokenLifetime = 24 * time.Hour
 
-func (s *Server) identityRoutes() {
-	s.mux.HandleFunc("GET /identity", s.identityVersions)
-	s.mux.HandleFunc("GET /identity/{$}", s.identityVersions)
-	s.mux.HandleFunc("GET /identity/v3", s.identityV3)
-	s.mux.HandleFunc("GET /identity/v3/{$}", s.identityV3)
-	s.mux.HandleFunc("POST /identity/v3/auth/tokens", s.identityIssue)
-}
-
 func identityV3Document(r *http.Request) map[string]any {
 	return map[string]any{
 		"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",

@@ -19,12 +19,6 @@ const (
 	v21Updated      = "2013-07-23T11:33:21Z"
 )
 
-func (s *Server) versionRoutes() {
-	s.mux.HandleFunc("GET /{$}", s.versions)
-	s.mux.HandleFunc("GET /v2.1", s.versionV21)
-	s.mux.HandleFunc("GET /v2.1/{$}", s.versionV21)
-}
-
 // baseURL is the scheme and host the client reached, for links.
 func baseURL(r *http.Request) string {
 	scheme := "http"

@@ -21,6 +21,7 @@ import (
 
 	"novanet/internal/model"
 	"novanet/internal/version"
+	"novanet/internal/wire"
 )
 
 // DefaultTimeout bounds every call whose context has no deadline of its
@@ -372,13 +373,22 @@ type FixedIPInfo struct {
 	InstanceUUID string `json:"instance_uuid"`
 }
 
+func fixedIPInfo(f wire.FixedIP) FixedIPInfo {
+	deref := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	return FixedIPInfo{Address: f.Address, CIDR: f.CIDR, Host: deref(f.Host), Hostname: deref(f.Hostname),
+		Reserved: f.Reserved, Allocated: f.Allocated, Leased: f.Leased, InstanceUUID: deref(f.InstanceUUID)}
+}
+
 // GetFixedIP shows one fixed address.
 func (c *Client) GetFixedIP(ctx context.Context, addr netip.Addr) (FixedIPInfo, error) {
-	var out struct {
-		FixedIP FixedIPInfo `json:"fixed_ip"`
-	}
+	var out wire.FixedIPOne
 	err := c.do(ctx, http.MethodGet, "/v2.1/os-fixed-ips/"+addr.String(), nil, &out)
-	return out.FixedIP, err
+	return fixedIPInfo(out.FixedIP), err
 }
 
 // SetFixedIPReserved reserves or unreserves a fixed address.

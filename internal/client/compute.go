@@ -9,60 +9,8 @@ import (
 	"strconv"
 
 	"novanet/internal/model"
+	"novanet/internal/wire"
 )
-
-// novaFloating is nova's os-floating-ips view plus novanet's extensions
-// (project_id, host, interface, auto_assigned).
-type novaFloating struct {
-	ID           int64   `json:"id"`
-	IP           string  `json:"ip"`
-	FixedIP      *string `json:"fixed_ip"`
-	InstanceID   *string `json:"instance_id"`
-	Pool         string  `json:"pool"`
-	ProjectID    string  `json:"project_id"`
-	Host         string  `json:"host"`
-	Interface    string  `json:"interface"`
-	AutoAssigned bool    `json:"auto_assigned"`
-}
-
-func (f novaFloating) model() model.FloatingIP {
-	out := model.FloatingIP{ID: f.ID, Pool: f.Pool, ProjectID: f.ProjectID, Host: f.Host, Interface: f.Interface, AutoAssigned: f.AutoAssigned}
-	out.Address, _ = netip.ParseAddr(f.IP)
-	if f.FixedIP != nil {
-		out.FixedAddress, _ = netip.ParseAddr(*f.FixedIP)
-	}
-	if f.InstanceID != nil {
-		out.InstanceUUID = *f.InstanceID
-	}
-	return out
-}
-
-// bulkFloating is nova's os-floating-ips-bulk view.
-type bulkFloating struct {
-	Address      string  `json:"address"`
-	FixedIP      *string `json:"fixed_ip"`
-	InstanceUUID *string `json:"instance_uuid"`
-	Interface    string  `json:"interface"`
-	Pool         string  `json:"pool"`
-	ProjectID    *string `json:"project_id"`
-	ID           int64   `json:"id"`
-	Host         string  `json:"host"`
-}
-
-func (f bulkFloating) model() model.FloatingIP {
-	out := model.FloatingIP{ID: f.ID, Pool: f.Pool, Interface: f.Interface, Host: f.Host}
-	out.Address, _ = netip.ParseAddr(f.Address)
-	if f.FixedIP != nil {
-		out.FixedAddress, _ = netip.ParseAddr(*f.FixedIP)
-	}
-	if f.InstanceUUID != nil {
-		out.InstanceUUID = *f.InstanceUUID
-	}
-	if f.ProjectID != nil {
-		out.ProjectID = *f.ProjectID
-	}
-	return out
-}
 
 // CreateFloatingRange adds a range of floating addresses to a pool
 // (nova-manage floating create) and returns the created addresses.
@@ -70,15 +18,13 @@ func (c *Client) CreateFloatingRange(ctx context.Context, req model.FloatingRang
 	in := map[string]any{"floating_ips_bulk_create": map[string]string{
 		"ip_range": req.IPRange, "pool": req.Pool, "interface": req.Interface,
 	}}
-	var out struct {
-		Created []bulkFloating `json:"floating_ip_info"`
-	}
+	var out wire.BulkCreateResult
 	if err := c.do(ctx, http.MethodPost, "/v2.1/os-floating-ips-bulk", in, &out); err != nil {
 		return nil, err
 	}
-	ips := make([]model.FloatingIP, len(out.Created))
-	for i, f := range out.Created {
-		ips[i] = f.model()
+	ips := make([]model.FloatingIP, len(out.Info))
+	for i, f := range out.Info {
+		ips[i] = f.Model()
 	}
 	return ips, nil
 }
@@ -90,41 +36,35 @@ func (c *Client) DeleteFloatingRange(ctx context.Context, ipRange string) error 
 
 // ListAllFloatingIPs lists every floating address (admin).
 func (c *Client) ListAllFloatingIPs(ctx context.Context) ([]model.FloatingIP, error) {
-	var out struct {
-		Info []bulkFloating `json:"floating_ip_info"`
-	}
+	var out wire.BulkFloatingIPList
 	if err := c.do(ctx, http.MethodGet, "/v2.1/os-floating-ips-bulk", nil, &out); err != nil {
 		return nil, err
 	}
 	ips := make([]model.FloatingIP, len(out.Info))
 	for i, f := range out.Info {
-		ips[i] = f.model()
+		ips[i] = f.Model()
 	}
 	return ips, nil
 }
 
 // ListFloatingIPs lists the token's project's floating addresses.
 func (c *Client) ListFloatingIPs(ctx context.Context) ([]model.FloatingIP, error) {
-	var out struct {
-		IPs []novaFloating `json:"floating_ips"`
-	}
+	var out wire.FloatingIPList
 	if err := c.do(ctx, http.MethodGet, "/v2.1/os-floating-ips", nil, &out); err != nil {
 		return nil, err
 	}
-	ips := make([]model.FloatingIP, len(out.IPs))
-	for i, f := range out.IPs {
-		ips[i] = f.model()
+	ips := make([]model.FloatingIP, len(out.FloatingIPs))
+	for i, f := range out.FloatingIPs {
+		ips[i] = f.Model()
 	}
 	return ips, nil
 }
 
 // GetFloatingIP returns one floating address by id or address.
 func (c *Client) GetFloatingIP(ctx context.Context, ref string) (model.FloatingIP, error) {
-	var out struct {
-		IP novaFloating `json:"floating_ip"`
-	}
+	var out wire.FloatingIPOne
 	err := c.do(ctx, http.MethodGet, "/v2.1/os-floating-ips/"+url.PathEscape(ref), nil, &out)
-	return out.IP.model(), err
+	return out.FloatingIP.Model(), err
 }
 
 // AllocateFloatingIP takes a floating address from pool ("" for the
@@ -134,11 +74,9 @@ func (c *Client) AllocateFloatingIP(ctx context.Context, pool string) (model.Flo
 	if pool != "" {
 		in = map[string]string{"pool": pool}
 	}
-	var out struct {
-		IP novaFloating `json:"floating_ip"`
-	}
+	var out wire.FloatingIPOne
 	err := c.do(ctx, http.MethodPost, "/v2.1/os-floating-ips", in, &out)
-	return out.IP.model(), err
+	return out.FloatingIP.Model(), err
 }
 
 // ReleaseFloatingIP returns a floating address (id or address) to its pool.
@@ -163,11 +101,7 @@ func (c *Client) DisassociateFloatingIP(ctx context.Context, floating netip.Addr
 
 // ListFloatingPools returns the pool names.
 func (c *Client) ListFloatingPools(ctx context.Context) ([]string, error) {
-	var out struct {
-		Pools []struct {
-			Name string `json:"name"`
-		} `json:"floating_ip_pools"`
-	}
+	var out wire.PoolList
 	if err := c.do(ctx, http.MethodGet, "/v2.1/os-floating-ip-pools", nil, &out); err != nil {
 		return nil, err
 	}
@@ -184,47 +118,6 @@ func (c *Client) serverAction(ctx context.Context, uuid string, body any) error 
 
 // ---- security groups ----
 
-type novaRule struct {
-	ID            int64  `json:"id"`
-	ParentGroupID int64  `json:"parent_group_id"`
-	IPProtocol    string `json:"ip_protocol"`
-	FromPort      int    `json:"from_port"`
-	ToPort        int    `json:"to_port"`
-	IPRange       struct {
-		CIDR string `json:"cidr"`
-	} `json:"ip_range"`
-	Group struct {
-		ID       int64  `json:"id"`
-		Name     string `json:"name"`
-		TenantID string `json:"tenant_id"`
-	} `json:"group"`
-}
-
-func (r novaRule) model() model.SecurityGroupRule {
-	out := model.SecurityGroupRule{ID: r.ID, GroupID: r.ParentGroupID, Protocol: r.IPProtocol,
-		FromPort: r.FromPort, ToPort: r.ToPort, SourceGroupID: r.Group.ID}
-	if r.IPRange.CIDR != "" {
-		out.CIDR, _ = netip.ParsePrefix(r.IPRange.CIDR)
-	}
-	return out
-}
-
-type novaGroup struct {
-	ID          int64      `json:"id"`
-	Name        string     `json:"name"`
-	Description string     `json:"description"`
-	TenantID    string     `json:"tenant_id"`
-	Rules       []novaRule `json:"rules"`
-}
-
-func (g novaGroup) model() model.SecurityGroup {
-	out := model.SecurityGroup{ID: g.ID, Name: g.Name, Description: g.Description, ProjectID: g.TenantID}
-	for _, r := range g.Rules {
-		out.Rules = append(out.Rules, r.model())
-	}
-	return out
-}
-
 // ListSecurityGroups lists the token's project's groups (all projects'
 // with all=true, admin only).
 func (c *Client) ListSecurityGroups(ctx context.Context, all bool) ([]model.SecurityGroup, error) {
@@ -232,36 +125,30 @@ func (c *Client) ListSecurityGroups(ctx context.Context, all bool) ([]model.Secu
 	if all {
 		path += "?all_tenants=1"
 	}
-	var out struct {
-		Groups []novaGroup `json:"security_groups"`
-	}
+	var out wire.SecurityGroupList
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
 	gs := make([]model.SecurityGroup, len(out.Groups))
 	for i, g := range out.Groups {
-		gs[i] = g.model()
+		gs[i] = g.Model()
 	}
 	return gs, nil
 }
 
 // GetSecurityGroup returns one group.
 func (c *Client) GetSecurityGroup(ctx context.Context, id int64) (model.SecurityGroup, error) {
-	var out struct {
-		Group novaGroup `json:"security_group"`
-	}
+	var out wire.SecurityGroupOne
 	err := c.do(ctx, http.MethodGet, "/v2.1/os-security-groups/"+strconv.FormatInt(id, 10), nil, &out)
-	return out.Group.model(), err
+	return out.Group.Model(), err
 }
 
 // CreateSecurityGroup creates a group in the token's project.
 func (c *Client) CreateSecurityGroup(ctx context.Context, name, description string) (model.SecurityGroup, error) {
 	in := map[string]any{"security_group": map[string]string{"name": name, "description": description}}
-	var out struct {
-		Group novaGroup `json:"security_group"`
-	}
+	var out wire.SecurityGroupOne
 	err := c.do(ctx, http.MethodPost, "/v2.1/os-security-groups", in, &out)
-	return out.Group.model(), err
+	return out.Group.Model(), err
 }
 
 // DeleteSecurityGroup deletes a group.
@@ -286,13 +173,11 @@ func (c *Client) CreateSecurityGroupRule(ctx context.Context, rule model.Securit
 	if rule.SourceGroupID != 0 {
 		body["group_id"] = rule.SourceGroupID
 	}
-	var out struct {
-		Rule novaRule `json:"security_group_rule"`
-	}
+	var out wire.RuleOne
 	if err := c.do(ctx, http.MethodPost, "/v2.1/os-security-group-rules", map[string]any{"security_group_rule": body}, &out); err != nil {
 		return model.SecurityGroupRule{}, err
 	}
-	return out.Rule.model(), nil
+	return out.Rule.Model(), nil
 }
 
 // DeleteSecurityGroupRule deletes a rule.
