@@ -465,10 +465,34 @@ func waitFixed(t *testing.T, l *lab.Lab, addr string, f func(bool) bool, what st
 	}
 }
 
+// waitConverged waits until every host's agent has applied its host's
+// current revision: a kernel read before that races the last change.
+func waitConverged(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hosts, err := l.Client().ListHosts(context.Background())
+		behind := []string{}
+		for _, h := range hosts {
+			if h.AppliedRevision != h.Revision || h.Problem != "" {
+				behind = append(behind, fmt.Sprintf("%s applied %d of %d (%q)", h.Host, h.AppliedRevision, h.Revision, h.Problem))
+			}
+		}
+		if err == nil && len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agents never converged: %v %v", behind, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // kernelState is what must not move when nothing changed: every host's
 // iptables-save (without counters and comments), links and dnsmasq pid.
 func kernelState(t *testing.T, l *lab.Lab) string {
 	t.Helper()
+	waitConverged(t, l)
 	var b strings.Builder
 	for _, h := range lab.Hosts {
 		fmt.Fprintf(&b, "## %s\n", h)
