@@ -180,7 +180,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	go leases.Forward(ctx)
 	startWatches(ctx, log, a, links, driver.watch, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
-	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
+	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync_interval_ms", cfg.ResyncInterval.Milliseconds())
 	runErr := a.Run(ctx)
 	select {
 	case err := <-errc:
@@ -208,7 +208,7 @@ func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *
 				if time.Since(started) > time.Minute {
 					backoff = time.Second
 				}
-				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_s", backoff.Seconds())
+				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_ms", backoff.Milliseconds())
 				a.Trigger(true)
 				select {
 				case <-ctx.Done():

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -73,6 +74,15 @@ func ManagerOptions(cfg *config.Config) manager.Options {
 	return o
 }
 
+// newServeManager is serve's manager: cfg's options, and base for its
+// own reports (periodic tasks, auto-assign failures), to which manager.New
+// adds component=manager.
+func newServeManager(st *store.Store, cfg *config.Config, base *slog.Logger) *manager.Manager {
+	opts := ManagerOptions(cfg)
+	opts.Logger = base
+	return manager.New(st, opts)
+}
+
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
 // otherwise: large answers (a host state or list of 60,000 addresses) are
 // transient, and without a limit the runtime keeps their peak resident.
@@ -111,9 +121,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		return fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
 	defer st.Close()
-	opts := ManagerOptions(cfg)
-	opts.Logger = log.With("component", "manager") // else the manager's own reports (periodic tasks, auto-assign failures) are dropped
-	m := manager.New(st, opts)
+	m := newServeManager(st, cfg, base)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -155,8 +163,10 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		defer close(periodicDone)
 		m.RunPeriodic(ctx)
 	}()
-	go serveMetadata(ctx, cfg, m.NewMetadataSource(), log)
-	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
+	// Each part names its own component on the base logger: With appends,
+	// so a part given serve's logger would carry component twice.
+	go serveMetadata(ctx, cfg, m.NewMetadataSource(), base)
+	srv := api.New(m, api.Options{Tokens: tokens, Logger: base.With("component", "api")})
 	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
 	cancel()
 	<-periodicDone
