@@ -18,7 +18,6 @@ import (
 	"novanet/internal/datapath/dnsmasq"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
-	"novanet/internal/plan"
 	"novanet/internal/version"
 )
 
@@ -51,27 +50,6 @@ through the unix socket agent_socket (novanet-dhcpbridge).`,
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync (--log-level debug)")
 	addLogFlags(cmd, &logFormat, &logLevel)
 	return cmd
-}
-
-// agentPlanOptions maps nova.conf options onto the planner's host-local
-// options.
-func agentPlanOptions(cfg *config.Config, dhcpScript string) plan.Options {
-	o := plan.Options{
-		Host:              cfg.Host,
-		FlatInterface:     cfg.FlatInterface,
-		PublicInterface:   cfg.PublicInterface,
-		RoutingSourceIP:   cfg.RoutingSourceIP,
-		MetadataHost:      cfg.MetadataHost,
-		MetadataPort:      cfg.MetadataPort,
-		DMZCIDRs:          cfg.DMZCIDR,
-		NetworksPath:      cfg.NetworksPath,
-		DHCPBridge:        dhcpScript,
-		DnsmasqConfigFile: cfg.DnsmasqConfigFile,
-	}
-	// nova-api's metadata chains live where the metadata API runs: the
-	// host whose own address is metadata_host.
-	o.MetadataAPI = cfg.MetadataHost.IsValid() && cfg.MetadataHost == cfg.MyIP
-	return o
 }
 
 // dhcpScriptPath is the --dhcp-script dnsmasq runs: the dhcpbridge option
@@ -120,6 +98,8 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		return err
 	}
 
+	logNotApplied(log.With("component", "agent", "host", cfg.Host), cfg)
+
 	script, err := dhcpScriptPath(cfg)
 	if err != nil {
 		return err
@@ -158,7 +138,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	}
 	a := agent.New(agent.Config{
 		Host:           cfg.Host,
-		Plan:           agentPlanOptions(cfg, script),
+		Plan:           PlanOptions(cfg, script),
 		ResyncInterval: cfg.ResyncInterval,
 		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
 		Logger:         log,

@@ -54,26 +54,6 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-// ManagerOptions maps the configuration onto the manager's options.
-func ManagerOptions(cfg *config.Config) manager.Options {
-	o := manager.DefaultOptions()
-	o.NetworkHost = cfg.NetworkHost
-	o.DHCPDomain = cfg.DHCPDomain
-	o.DHCPLeaseTime = cfg.DHCPLeaseTime
-	o.ForceDHCPRelease = cfg.ForceDHCPRelease
-	o.FixedIPDisassociateTimeout = time.Duration(cfg.FixedIPDisassociateTimeout) * time.Second
-	o.AllowSameNetTraffic = cfg.AllowSameNetTraffic
-	o.AutoAssignFloatingIP = cfg.AutoAssignFloatingIP
-	o.DefaultFloatingPool = cfg.DefaultFloatingPool
-	o.PublicInterface = cfg.PublicInterface
-	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
-	o.QuotaSecurityGroups, o.QuotaSecurityGroupRules = cfg.QuotaSecurityGroups, cfg.QuotaSecurityGroupRules
-	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
-	o.FlatNetworkBridge = cfg.FlatNetworkBridge
-	o.DefaultAvailabilityZone = cfg.DefaultAvailabilityZone
-	return o
-}
-
 // newServeManager is serve's manager: cfg's options, and base for its
 // own reports (periodic tasks, auto-assign failures), to which manager.New
 // adds component=manager.
@@ -94,6 +74,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		return err
 	}
 	log := base.With("component", "serve")
+	logNotApplied(log, cfg)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
