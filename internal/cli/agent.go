@@ -98,7 +98,10 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		return err
 	}
 
-	logNotApplied(log.With("component", "agent", "host", cfg.Host), cfg)
+	// The appliers below add their own component to log; the lines
+	// written here are the agent's.
+	alog := log.With("component", "agent", "host", cfg.Host)
+	logNotApplied(alog, cfg)
 
 	script, err := dhcpScriptPath(cfg)
 	if err != nil {
@@ -133,7 +136,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
 		FirewallRestores: driver.writes,
 	})
-	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
+	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, alog); err != nil {
 		return err
 	}
 	a := agent.New(agent.Config{
@@ -158,9 +161,9 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	errc := make(chan error, 1)
 	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
 	go leases.Forward(ctx)
-	startWatches(ctx, log, a, links, driver.watch, dhcp)
+	startWatches(ctx, alog, a, links, driver.watch, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
-	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync_interval_ms", cfg.ResyncInterval.Milliseconds())
+	alog.Info("agent started", "version", version.String(), "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync_interval_ms", cfg.ResyncInterval.Milliseconds())
 	runErr := a.Run(ctx)
 	select {
 	case err := <-errc:
