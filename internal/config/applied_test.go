@@ -88,6 +88,10 @@ func TestConfigNotAppliedFlatManager(t *testing.T) {
 	if c.FixedRange[0] != netip.MustParsePrefix("10.0.0.0/16") {
 		t.Errorf("fixed_range %v", c.FixedRange)
 	}
+	c, err = loadWith(t, "network_manager =\n")
+	if err != nil || len(c.NotApplied()) != 0 {
+		t.Errorf("empty network_manager (FlatDHCPManager): %v, %+v", err, c.NotApplied())
+	}
 	c, err = loadWith(t, "network_manager = FlatDHCPManager\n")
 	if err != nil {
 		t.Fatal(err)

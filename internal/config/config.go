@@ -438,7 +438,7 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Sprintf("%s is too small", name))
 		}
 	}
-	if _, ok := networkManagers[managerName(c.NetworkManager)]; !ok {
+	if _, ok := networkManagers[managerName(c.NetworkManager)]; !ok && strings.TrimSpace(c.NetworkManager) != "" {
 		errs = append(errs, fmt.Sprintf("network_manager %q is unknown; use nova.network.manager.FlatDHCPManager (FlatManager and VlanManager are accepted but not built yet)", c.NetworkManager))
 	}
 	for _, p := range c.FixedRange {
