@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -104,6 +105,9 @@ type Agent struct {
 	lastErr  error
 	repairs  repairStats
 	toReport report
+	// reportFailing: the last report failed and said so at warn level;
+	// later failures of the same outage go to debug.
+	reportFailing bool
 
 	// change is what plan.Update says differs between the plan of
 	// revision changeFrom and plan (nil: a whole Build). A light apply
@@ -126,10 +130,10 @@ func New(cfg Config, api API, links Links, fw Firewall, dhcp DHCP) *Agent {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 10 * time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
+	log := cfg.Logger
 	a := &Agent{
 		cfg: cfg, api: api, links: links, firewall: fw, dhcp: dhcp,
 		log:      log.With("component", "agent", "host", cfg.Host),
@@ -242,9 +246,9 @@ func (a *Agent) follow(ctx context.Context) {
 			a.setAPIDown(true)
 			if model.KindOf(err) == model.ErrConflict {
 				a.log.Error("the API refuses this agent's host state protocol, or speaks another; datapath kept and served from the cached state until one side is upgraded",
-					"err", err, "agent_protocol", model.HostStateProtocol, "retry_in_s", backoff.Seconds())
+					"err", err, "agent_protocol", model.HostStateProtocol, "retry_in_ms", backoff.Milliseconds())
 			} else {
-				a.log.Warn("watch failed; datapath kept and repaired from the cached state", "err", err, "retry_in_s", backoff.Seconds())
+				a.log.Warn("watch failed; datapath kept and repaired from the cached state", "err", err, "retry_in_ms", backoff.Milliseconds())
 			}
 			if !a.sleep(ctx, &backoff) {
 				return
@@ -408,6 +412,7 @@ func (a *Agent) applyPending(ctx context.Context) error {
 		return nil
 	}
 	if perr != nil {
+		a.log.Warn("host state not planned; nothing applied", "revision", rev, "err", perr)
 		a.queueReport(rev, perr, "", false)
 		return perr
 	}
@@ -428,7 +433,10 @@ func (a *Agent) applyPending(ctx context.Context) error {
 		return nil // the 500 ms check found nothing: not worth a line
 	}
 	lvl := slog.LevelDebug
-	if pd.parts&partFull != 0 || err != nil {
+	switch {
+	case err != nil:
+		lvl = slog.LevelWarn
+	case pd.parts&partFull != 0:
 		lvl = slog.LevelInfo
 	}
 	a.log.Log(ctx, lvl, "sync", "revision", rev, "parts", pd.parts.String(), "changes", len(done),
@@ -582,10 +590,18 @@ func (a *Agent) loadCachedState() {
 	}
 	b, err := os.ReadFile(a.cfg.StateFile)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cached host state unreadable; starting without it", "file", a.cfg.StateFile, "err", err)
+		}
 		return
 	}
 	var st model.HostState
-	if err := json.Unmarshal(b, &st); err != nil || st.Host != a.cfg.Host {
+	if err := json.Unmarshal(b, &st); err != nil {
+		a.log.Warn("cached host state is not valid JSON; starting without it", "file", a.cfg.StateFile, "err", err)
+		return
+	}
+	if st.Host != a.cfg.Host {
+		a.log.Warn("cached host state is another host's; starting without it", "file", a.cfg.StateFile, "cached_host", st.Host)
 		return
 	}
 	a.setState(st, false)
@@ -595,16 +611,24 @@ func (a *Agent) saveCachedState(st model.HostState) {
 	if a.cfg.StateFile == "" {
 		return
 	}
+	if err := writeCachedState(a.cfg.StateFile, st); err != nil {
+		// The datapath is unaffected; only a restart while the API is
+		// down would start from an older state (or none).
+		a.log.Warn("cached host state not saved", "file", a.cfg.StateFile, "revision", st.Revision, "err", err)
+	}
+}
+
+func writeCachedState(path string, st model.HostState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
-		return
+		return err
 	}
-	tmp := a.cfg.StateFile + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(a.cfg.StateFile), 0o755); err != nil {
-		return
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return
+		return err
 	}
-	_ = os.Rename(tmp, a.cfg.StateFile)
+	return os.Rename(tmp, path)
 }

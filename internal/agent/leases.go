@@ -129,7 +129,7 @@ func (h *LeaseHandler) Forward(ctx context.Context) {
 				h.a.log.Warn("lease event refused", "action", ev.Action, "address", ev.Address, "mac", ev.MAC, "err", err)
 				break
 			}
-			h.a.log.Warn("lease event not delivered; retrying", "err", err, "retry_in_s", backoff.Seconds())
+			h.a.log.Warn("lease event not delivered; retrying", "err", err, "retry_in_ms", backoff.Milliseconds())
 			select {
 			case <-ctx.Done():
 				return

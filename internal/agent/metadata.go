@@ -27,7 +27,7 @@ type Neighbours func(device string, addr netip.Addr) (string, error)
 // ends, so a booted guest keeps its metadata while the API is down. Run
 // it beside Run.
 func (a *Agent) ServeMetadata(ctx context.Context, addr string, opts metadata.Options, api PasswordAPI, neigh Neighbours) {
-	opts.Logger = a.log.With("component", "metadata")
+	opts.Logger = a.cfg.Logger.With("component", "metadata", "host", a.cfg.Host)
 	h := metadata.New(&agentMetadata{a: a, api: api, neigh: neigh}, opts)
 	metadata.ListenAndServe(ctx, addr, h, opts.Logger, 5*time.Second, nil)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -247,8 +248,23 @@ func (a *Agent) sendReport(ctx context.Context) bool {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := a.api.ReportApplied(rctx, a.cfg.Host, model.AppliedReport{Revision: r.revision, Problem: model.Shorten(r.problem, model.MaxReportText), LastDrift: model.Shorten(r.drift, model.MaxReportText)}); err != nil {
-		a.log.Debug("report applied revision failed", "err", err)
+		a.mu.Lock()
+		first := !a.reportFailing
+		a.reportFailing = true
+		a.mu.Unlock()
+		lvl := slog.LevelDebug
+		if first {
+			lvl = slog.LevelWarn
+		}
+		a.log.Log(ctx, lvl, "report of the applied revision failed; retrying every 2s", "revision", r.revision, "err", err)
 		return false
+	}
+	a.mu.Lock()
+	recovered := a.reportFailing
+	a.reportFailing = false
+	a.mu.Unlock()
+	if recovered {
+		a.log.Info("report of the applied revision delivered again", "revision", r.revision)
 	}
 	a.mu.Lock()
 	if a.toReport == r {

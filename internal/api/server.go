@@ -155,7 +155,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 	s.metrics.observe(r, rec.status, time.Since(start))
 	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"bytes", rec.n, "duration", time.Since(start).Seconds(), "remote", r.RemoteAddr, "who", rec.who)
+		"bytes", rec.n, "duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr, "who", rec.who)
 }
 
 // computeResources are the first path segments after /v2.1 that are not a

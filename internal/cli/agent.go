@@ -18,7 +18,6 @@ import (
 	"novanet/internal/datapath/dnsmasq"
 	"novanet/internal/datapath/link"
 	"novanet/internal/dhcpbridge"
-	"novanet/internal/plan"
 	"novanet/internal/version"
 )
 
@@ -51,27 +50,6 @@ through the unix socket agent_socket (novanet-dhcpbridge).`,
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every sync (--log-level debug)")
 	addLogFlags(cmd, &logFormat, &logLevel)
 	return cmd
-}
-
-// agentPlanOptions maps nova.conf options onto the planner's host-local
-// options.
-func agentPlanOptions(cfg *config.Config, dhcpScript string) plan.Options {
-	o := plan.Options{
-		Host:              cfg.Host,
-		FlatInterface:     cfg.FlatInterface,
-		PublicInterface:   cfg.PublicInterface,
-		RoutingSourceIP:   cfg.RoutingSourceIP,
-		MetadataHost:      cfg.MetadataHost,
-		MetadataPort:      cfg.MetadataPort,
-		DMZCIDRs:          cfg.DMZCIDR,
-		NetworksPath:      cfg.NetworksPath,
-		DHCPBridge:        dhcpScript,
-		DnsmasqConfigFile: cfg.DnsmasqConfigFile,
-	}
-	// nova-api's metadata chains live where the metadata API runs: the
-	// host whose own address is metadata_host.
-	o.MetadataAPI = cfg.MetadataHost.IsValid() && cfg.MetadataHost == cfg.MyIP
-	return o
 }
 
 // dhcpScriptPath is the --dhcp-script dnsmasq runs: the dhcpbridge option
@@ -120,6 +98,11 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		return err
 	}
 
+	// The appliers below add their own component to log; the lines
+	// written here are the agent's.
+	alog := log.With("component", "agent", "host", cfg.Host)
+	logNotApplied(alog, cfg)
+
 	script, err := dhcpScriptPath(cfg)
 	if err != nil {
 		return err
@@ -153,12 +136,12 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
 		FirewallRestores: driver.writes,
 	})
-	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, log); err != nil {
+	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, alog); err != nil {
 		return err
 	}
 	a := agent.New(agent.Config{
 		Host:           cfg.Host,
-		Plan:           agentPlanOptions(cfg, script),
+		Plan:           PlanOptions(cfg, script),
 		ResyncInterval: cfg.ResyncInterval,
 		StateFile:      filepath.Join(cfg.StatePath, "agent-state.json"),
 		Logger:         log,
@@ -178,9 +161,9 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	errc := make(chan error, 1)
 	go func() { errc <- dhcpbridge.Serve(ctx, ln, leases) }()
 	go leases.Forward(ctx)
-	startWatches(ctx, log, a, links, driver.watch, dhcp)
+	startWatches(ctx, alog, a, links, driver.watch, dhcp)
 	go serveAgentMetadata(ctx, cfg, a, api, links, log)
-	log.Info("agent started", "version", version.String(), "host", cfg.Host, "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync", cfg.ResyncInterval)
+	alog.Info("agent started", "version", version.String(), "api", cfg.APIURL, "socket", cfg.AgentSocket, "resync_interval_ms", cfg.ResyncInterval.Milliseconds())
 	runErr := a.Run(ctx)
 	select {
 	case err := <-errc:
@@ -208,7 +191,7 @@ func startWatches(ctx context.Context, log *slog.Logger, a *agent.Agent, links *
 				if time.Since(started) > time.Minute {
 					backoff = time.Second
 				}
-				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_s", backoff.Seconds())
+				log.Warn(what+" watch stopped; restarting it (the periodic resync still repairs meanwhile)", "err", err, "retry_in_ms", backoff.Milliseconds())
 				a.Trigger(true)
 				select {
 				case <-ctx.Done():

@@ -27,11 +27,11 @@ func metadataOptions(cfg *config.Config, log *slog.Logger) metadata.Options {
 // serveMetadata runs serve's metadata service on
 // metadata_listen:metadata_port, answering from the store.
 func serveMetadata(ctx context.Context, cfg *config.Config, src metadata.Source, log *slog.Logger) {
+	log = log.With("component", "metadata")
 	if cfg.MetadataListen == "" {
 		log.Info("metadata_listen is empty: serve answers no metadata")
 		return
 	}
-	log = log.With("component", "metadata")
 	addr := net.JoinHostPort(cfg.MetadataListen, strconv.Itoa(cfg.MetadataPort))
 	metadata.ListenAndServe(ctx, addr, metadata.New(src, metadataOptions(cfg, log)), log, 5*time.Second, nil)
 }

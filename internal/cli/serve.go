@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -53,24 +54,13 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-// ManagerOptions maps the configuration onto the manager's options.
-func ManagerOptions(cfg *config.Config) manager.Options {
-	o := manager.DefaultOptions()
-	o.NetworkHost = cfg.NetworkHost
-	o.DHCPDomain = cfg.DHCPDomain
-	o.DHCPLeaseTime = cfg.DHCPLeaseTime
-	o.ForceDHCPRelease = cfg.ForceDHCPRelease
-	o.FixedIPDisassociateTimeout = time.Duration(cfg.FixedIPDisassociateTimeout) * time.Second
-	o.AllowSameNetTraffic = cfg.AllowSameNetTraffic
-	o.AutoAssignFloatingIP = cfg.AutoAssignFloatingIP
-	o.DefaultFloatingPool = cfg.DefaultFloatingPool
-	o.PublicInterface = cfg.PublicInterface
-	o.QuotaFloatingIPs = cfg.QuotaFloatingIPs
-	o.QuotaSecurityGroups, o.QuotaSecurityGroupRules = cfg.QuotaSecurityGroups, cfg.QuotaSecurityGroupRules
-	o.CreateUniqueMACAttempts = cfg.CreateUniqueMACAddressAttempts
-	o.FlatNetworkBridge = cfg.FlatNetworkBridge
-	o.DefaultAvailabilityZone = cfg.DefaultAvailabilityZone
-	return o
+// newServeManager is serve's manager: cfg's options, and base for its
+// own reports (periodic tasks, auto-assign failures), to which manager.New
+// adds component=manager.
+func newServeManager(st *store.Store, cfg *config.Config, base *slog.Logger) *manager.Manager {
+	opts := ManagerOptions(cfg)
+	opts.Logger = base
+	return manager.New(st, opts)
 }
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
@@ -84,6 +74,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		return err
 	}
 	log := base.With("component", "serve")
+	logNotApplied(log, cfg)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
@@ -111,9 +102,7 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		return fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
 	defer st.Close()
-	opts := ManagerOptions(cfg)
-	opts.Logger = log.With("component", "manager") // else the manager's own reports (periodic tasks, auto-assign failures) are dropped
-	m := manager.New(st, opts)
+	m := newServeManager(st, cfg, base)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -155,8 +144,10 @@ func serve(ctx context.Context, cfg *config.Config, addrFile string) (err error)
 		defer close(periodicDone)
 		m.RunPeriodic(ctx)
 	}()
-	go serveMetadata(ctx, cfg, m.NewMetadataSource(), log)
-	srv := api.New(m, api.Options{Tokens: tokens, Logger: log.With("component", "api")})
+	// Each part names its own component on the base logger: With appends,
+	// so a part given serve's logger would carry component twice.
+	go serveMetadata(ctx, cfg, m.NewMetadataSource(), base)
+	srv := api.New(m, api.Options{Tokens: tokens, Logger: base.With("component", "api")})
 	err = api.Serve(ctx, ln, srv, log, 10*time.Second)
 	cancel()
 	<-periodicDone

@@ -10,6 +10,7 @@ package config
 import (
 	"bufio"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"novanet/internal/model"
 )
 
 // Config is the typed configuration. Field tags: `opt:"name"` (DEFAULT
@@ -33,7 +36,7 @@ type Config struct {
 	FlatNetworkBridge              string         `opt:"flat_network_bridge"`
 	FlatInterface                  string         `opt:"flat_interface"`
 	FlatInjected                   bool           `opt:"flat_injected" default:"false"`
-	FlatNetworkDNS                 netip.Addr     `opt:"flat_network_dns" default:"8.8.4.4"`
+	FlatNetworkDNS                 netip.Addr     `opt:"flat_network_dns"` // no default: see OPERATIONS.md
 	PublicInterface                string         `opt:"public_interface" default:"eth0"`
 	RoutingSourceIP                netip.Addr     `opt:"routing_source_ip" default:"$my_ip"`
 	MetadataHost                   netip.Addr     `opt:"metadata_host" default:"$my_ip"`
@@ -434,6 +437,25 @@ func (c *Config) validate() error {
 		if v < 0 {
 			errs = append(errs, fmt.Sprintf("%s is too small", name))
 		}
+	}
+	if _, ok := networkManagers[managerName(c.NetworkManager)]; !ok && strings.TrimSpace(c.NetworkManager) != "" {
+		errs = append(errs, fmt.Sprintf("network_manager %q is unknown; use nova.network.manager.FlatDHCPManager (FlatManager and VlanManager are accepted but not built yet)", c.NetworkManager))
+	}
+	for _, p := range c.FixedRange {
+		if _, err := model.ParseRange("fixed_range", p.String(), 8); err != nil {
+			errs = append(errs, err.Error())
+		} else if err := model.CheckUsablePrefix("fixed_range", p); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if c.FlatNetworkDNS.IsValid() && !c.FlatNetworkDNS.Is4() {
+		errs = append(errs, fmt.Sprintf("flat_network_dns %s is not IPv4: give an IPv4 resolver, or leave it unset for guests to use their network's dnsmasq", c.FlatNetworkDNS))
+	}
+	if c.NetworkSize > 0 && bits.OnesCount(uint(c.NetworkSize)) != 1 || c.NetworkSize > model.MaxNetworkSize {
+		errs = append(errs, fmt.Sprintf("network_size %d is not a power of two from 4 to %d: use e.g. 256 for /24 subnets", c.NetworkSize, model.MaxNetworkSize))
+	}
+	if c.NumNetworks > model.MaxNetworksPerRequest {
+		errs = append(errs, fmt.Sprintf("num_networks %d is more than %d networks per create", c.NumNetworks, model.MaxNetworksPerRequest))
 	}
 	if c.VLANStart < 1 || c.VLANStart > 4094 {
 		errs = append(errs, fmt.Sprintf("vlan_start %d is outside 1-4094", c.VLANStart))

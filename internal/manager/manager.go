@@ -10,6 +10,7 @@ package manager
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -38,6 +39,17 @@ type Options struct {
 	// without one (flat_network_bridge; "" = the request must name one).
 	FlatNetworkBridge       string
 	DefaultAvailabilityZone string // default_availability_zone (metadata)
+	// The defaults of network create for what a request leaves empty, as
+	// nova's create_networks took them from nova.conf.
+	FixedRange  netip.Prefix // fixed_range; invalid = the request must give one
+	NumNetworks int          // num_networks (1)
+	NetworkSize int          // network_size (256; the whole range if smaller)
+	// MultiHost makes networks created without a host multi-host
+	// (multi_host; a request naming a host stays single-host).
+	MultiHost bool
+	// FlatNetworkDNS is dns1 of networks created without one
+	// (flat_network_dns; invalid = none, guests use their dnsmasq).
+	FlatNetworkDNS netip.Addr
 	// PeriodicInterval is how often RunPeriodic runs its tasks (10s).
 	PeriodicInterval time.Duration
 	// PollInterval is how often WaitHost re-reads the store for changes
@@ -62,6 +74,8 @@ func DefaultOptions() Options {
 		QuotaSecurityGroups:        10,
 		QuotaSecurityGroupRules:    20,
 		CreateUniqueMACAttempts:    5,
+		NumNetworks:                1,
+		NetworkSize:                256,
 		PeriodicInterval:           10 * time.Second,
 		PollInterval:               300 * time.Millisecond,
 	}
@@ -110,6 +124,12 @@ func New(st *store.Store, opts Options) *Manager {
 	}
 	if opts.QuotaSecurityGroupRules == 0 {
 		opts.QuotaSecurityGroupRules = d.QuotaSecurityGroupRules
+	}
+	if opts.NumNetworks <= 0 {
+		opts.NumNetworks = d.NumNetworks
+	}
+	if opts.NetworkSize <= 0 {
+		opts.NetworkSize = d.NetworkSize
 	}
 	if opts.PeriodicInterval <= 0 {
 		opts.PeriodicInterval = d.PeriodicInterval

@@ -64,6 +64,7 @@ type networkSpec struct {
 // networkSpec checks req and fills the defaults of nova-manage and of
 // serve's options.
 func (m *Manager) networkSpec(req model.NetworkCreateRequest) (networkSpec, error) {
+	req = m.withCreateDefaults(req)
 	rng, err := req.Check()
 	if err != nil {
 		return networkSpec{}, err
@@ -72,7 +73,7 @@ func (m *Manager) networkSpec(req model.NetworkCreateRequest) (networkSpec, erro
 	if s.kind == "" {
 		s.kind = model.KindFlatDHCP
 	}
-	if err := s.sizes(); err != nil {
+	if err := s.sizes(m.opts.NetworkSize); err != nil {
 		return s, err
 	}
 	if err := s.bridgeAndVLAN(m.opts.FlatNetworkBridge); err != nil {
@@ -84,8 +85,31 @@ func (m *Manager) networkSpec(req model.NetworkCreateRequest) (networkSpec, erro
 	return s, s.networkHost(m.opts.NetworkHost)
 }
 
-// sizes fills and checks how many subnets of how many addresses.
-func (s *networkSpec) sizes() error {
+// withCreateDefaults fills what req leaves empty from serve's options
+// (fixed_range, num_networks, multi_host, flat_network_dns), as nova's
+// create_networks did; network_size and flat_network_bridge are filled
+// where they are checked.
+func (m *Manager) withCreateDefaults(req model.NetworkCreateRequest) model.NetworkCreateRequest {
+	if strings.TrimSpace(req.FixedRangeV4) == "" && m.opts.FixedRange.IsValid() {
+		req.FixedRangeV4 = m.opts.FixedRange.String()
+	}
+	if req.NumNetworks == 0 {
+		req.NumNetworks = m.opts.NumNetworks
+	}
+	// The request's multi_host is a bool: false and absent look alike,
+	// so only a named host keeps a network single-host.
+	if m.opts.MultiHost && strings.TrimSpace(req.Host) == "" {
+		req.MultiHost = true
+	}
+	if strings.TrimSpace(req.DNS1) == "" && m.opts.FlatNetworkDNS.IsValid() {
+		req.DNS1 = m.opts.FlatNetworkDNS.String()
+	}
+	return req
+}
+
+// sizes fills and checks how many subnets of how many addresses
+// (defaultSize, network_size, when the request gives none).
+func (s *networkSpec) sizes(defaultSize int) error {
 	rangeSize := 1 << (32 - s.rng.Bits())
 	s.num = s.req.NumNetworks
 	if s.num == 0 {
@@ -96,8 +120,9 @@ func (s *networkSpec) sizes() error {
 	}
 	s.size = s.req.NetworkSize
 	if s.size == 0 {
-		// nova-manage's default: /24 subnets, or the whole range if smaller.
-		s.size = min(256, rangeSize)
+		// nova-manage's default: network_size (/24) subnets, or the
+		// whole range if smaller.
+		s.size = min(defaultSize, rangeSize)
 	}
 	if bits.OnesCount(uint(s.size)) != 1 {
 		return model.Errorf(model.ErrInvalid, "network_size %d is not a power of two: use e.g. 256 for /24 subnets", s.size)
