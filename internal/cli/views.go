@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"novanet/internal/client"
+	"novanet/internal/lab"
 	"novanet/internal/model"
 )
 
@@ -182,4 +186,103 @@ func addrStr(a netip.Addr) string {
 		return "-"
 	}
 	return a.String()
+}
+
+// printLabStatus prints `lab status` through the output layer: -o json
+// the status object with snake_case keys (lists as arrays, [] when
+// empty); -o value and -c the VM table; -o table the namespaces, daemons
+// and VMs as three tables and how to reach the lab's API.
+func printLabStatus(g *globals, st lab.Status) error {
+	f, err := g.format()
+	if err != nil {
+		return err
+	}
+	switch {
+	case f == "json":
+		return g.writeJSON(snakeJSON(reflect.ValueOf(st)))
+	case f == "value" || len(g.columns) > 0:
+		return printLabVMs(g, st.VMs)
+	case !st.Up:
+		return printLabDown(g.stdout, st)
+	}
+	return printLabTables(g, st)
+}
+
+// printLabVMs is the VM table with one word a header, for -o value and -c.
+func printLabVMs(g *globals, vms []lab.VMStatus) error {
+	rows := make([][]string, 0, len(vms))
+	for _, vm := range vms {
+		rows = append(rows, []string{vm.Name, vm.Host, vm.Address, vm.Lease.Address, vm.Lease.Router, vm.Lease.DNS,
+			vm.Lease.Server, vm.Client, strconv.FormatBool(vm.ClientRunning), strconv.FormatBool(vm.APILeased), vm.MAC, vm.Device})
+	}
+	return g.print(nil, []string{"VM", "HOST", "ALLOCATED", "GUEST_ADDRESS", "ROUTER", "DNS", "DHCP_SERVER", "CLIENT", "CLIENT_RUNNING", "STORE_LEASED", "MAC", "TAP"}, rows)
+}
+
+func printLabDown(out io.Writer, st lab.Status) error {
+	fmt.Fprintf(out, "lab %s is down\n", st.Name)
+	for _, ns := range st.Namespaces {
+		if ns.Exists {
+			fmt.Fprintf(out, "but namespace %s exists: run `novanet lab down --name %s`\n", ns.Name, st.Name)
+		}
+	}
+	return nil
+}
+
+func printLabTables(g *globals, st lab.Status) error {
+	var nsRows, daemonRows, vmRows [][]string
+	for _, ns := range st.Namespaces {
+		nsRows = append(nsRows, []string{ns.Name, ns.Role, strconv.FormatBool(ns.Exists)})
+	}
+	for _, d := range st.Daemons {
+		daemonRows = append(daemonRows, []string{d.Key, strconv.Itoa(d.PID), strconv.FormatBool(d.Running)})
+	}
+	for _, vm := range st.VMs {
+		client := vm.Client
+		if !vm.ClientRunning {
+			client += " (dead)"
+		}
+		leased := strconv.FormatBool(vm.APILeased)
+		if st.APIError != "" {
+			leased = "?"
+		}
+		vmRows = append(vmRows, []string{vm.Name, vm.Host, vm.Address, dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS),
+			dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device, dash(strings.Join(vm.FloatingIPs, ","))})
+	}
+	tables := []struct {
+		header []string
+		rows   [][]string
+	}{
+		{[]string{"NAMESPACE", "ROLE", "EXISTS"}, nsRows},
+		{[]string{"DAEMON", "PID", "RUNNING"}, daemonRows},
+		{[]string{"VM", "HOST", "ALLOCATED", "GUEST ADDRESS", "ROUTER", "DNS", "DHCP SERVER", "CLIENT", "STORE LEASED", "MAC", "TAP", "FLOATING"}, vmRows},
+	}
+	for i, t := range tables {
+		if i > 0 {
+			fmt.Fprintln(g.stdout)
+		}
+		if err := g.writeRows("table", t.header, t.rows); err != nil {
+			return err
+		}
+	}
+	if st.APIError != "" {
+		fmt.Fprintf(g.stdout, "\nthe API did not answer (store view unknown): %s\n", st.APIError)
+	}
+	printLabAPI(g.stdout, st.Name, st.API)
+	return nil
+}
+
+// printLabAPI says how to drive the lab's API: the endpoint answers inside
+// the lab's namespaces.
+func printLabAPI(out io.Writer, name string, a lab.APIAccess) {
+	fmt.Fprintf(out, "\nAPI %s (inside the lab: novanet lab exec --name %s controller -- novanet --os-url %s --os-token TOKEN ...)\n", a.URL, name, a.URL)
+	fmt.Fprintf(out, "  admin token:   %s\n", a.AdminToken)
+	fmt.Fprintf(out, "  project token: %s (project %s, the VMs' project)\n", a.ProjectToken, a.ProjectID)
+	fmt.Fprintf(out, "  floating pool: %s (%s), reachable from the outside host\n", a.FloatingPool, a.FloatingCIDR)
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
 }
