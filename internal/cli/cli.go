@@ -1,8 +1,9 @@
-// Package cli is novanet's command tree (cobra): serve, the client
-// commands (network, fixed-ip, floating-ip, secgroup, instance) and the
-// commands other files register through Register (agent, dhcpbridge,
-// lab). It only wires: configuration is loaded once and typed values are
-// passed inward.
+// Package cli is novanet's command tree (cobra): serve, agent,
+// dhcpbridge, lab and the client commands (network, fixed-ip,
+// floating-ip, secgroup, instance, host, lease), one file a resource.
+// Client commands reach the API through globals.call and print through
+// one output layer (output.go, views.go). It only wires: configuration is
+// loaded once and typed values are passed inward.
 package cli
 
 import (
@@ -27,8 +28,9 @@ var (
 	registered []func() *cobra.Command
 )
 
-// Register adds a subcommand constructor; call it from init() in other
-// files of this package.
+// Register adds a subcommand constructor to commands. Only serve.go and
+// agent.go still call it (from init()), until they are listed in commands
+// like the rest; new commands go there, not here.
 func Register(f func() *cobra.Command) {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -92,6 +94,19 @@ func isCobraUsage(err error) bool {
 	return false
 }
 
+// commands is every subcommand of novanet, constructed afresh for each
+// run so that no flag value outlives it.
+func commands(g *globals) []*cobra.Command {
+	cmds := []*cobra.Command{networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g), hostCmd(g), leaseCmd(g),
+		versionCmd(g), labCmd(g), dhcpbridgeCmd()}
+	regMu.Lock()
+	defer regMu.Unlock()
+	for _, f := range registered {
+		cmds = append(cmds, f())
+	}
+	return cmds
+}
+
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "novanet",
@@ -111,12 +126,7 @@ func newRoot(g *globals) *cobra.Command {
 
 	root.Version = version.String()
 	root.SetVersionTemplate(version.Get().Text())
-	root.AddCommand(networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g), versionCmd(g), hostCmd(g), leaseCmd(g))
-	regMu.Lock()
-	for _, f := range registered {
-		root.AddCommand(f())
-	}
-	regMu.Unlock()
+	root.AddCommand(commands(g)...)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
@@ -244,4 +254,14 @@ func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
 		return nil, usagef("no API token: pass --os-token, set NOVANET_TOKEN, or set auth_token in [novanet] of --config-file")
 	}
 	return client.New(url, token), nil
+}
+
+// call builds the API client from the global flags and runs f with it:
+// every client command's one way to reach the API.
+func (g *globals) call(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+	c, err := g.client(cmd)
+	if err != nil {
+		return err
+	}
+	return f(cmd.Context(), c)
 }

@@ -6,8 +6,6 @@ import (
 	"novanet/internal/dhcpbridge"
 )
 
-func init() { Register(dhcpbridgeCmd) }
-
 // dhcpbridgeCmd is `novanet dhcpbridge`, the same script as the
 // novanet-dhcpbridge link (cmd/novanet dispatches that one before cobra
 // starts), for a --dhcp-script given as "novanet dhcpbridge" by a wrapper.

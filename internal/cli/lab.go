@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,10 +11,7 @@ import (
 	"novanet/internal/lab"
 )
 
-func init() { Register(labCmd) }
-
-func labCmd() *cobra.Command {
-	var name string
+func labCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
 		Short: "the seed topology in network namespaces: controller, two computes, VMs, an outside host",
@@ -37,19 +29,29 @@ removes exactly what up and boot made (processes by recorded pid after
 checking their command line, namespaces by name, the state directory) and
 is safe to run twice. Give labs distinct --name to run several at once.`,
 	}
-	cmd.PersistentFlags().StringVar(&name, "name", "nnlab", "lab name (prefix of every namespace it makes)")
-	open := func(cmd *cobra.Command) (*lab.Lab, error) {
-		return lab.Open(name, cmd.OutOrStdout())
-	}
+	cmd.PersistentFlags().String("name", "nnlab", "lab name (prefix of every namespace it makes)")
+	cmd.AddCommand(labUpCmd(), labBootCmd(), labDeleteCmd(), labExecCmd(), labStatusCmd(g), labDownCmd(), labConsoleCmd())
+	return cmd
+}
 
+// openLab opens the lab the group's --name names.
+func openLab(cmd *cobra.Command) (*lab.Lab, error) {
+	name, err := cmd.Flags().GetString("name")
+	if err != nil {
+		return nil, err
+	}
+	return lab.Open(name, cmd.OutOrStdout())
+}
+
+func labUpCmd() *cobra.Command {
 	o := lab.DefaultOptions()
 	var sameNet bool
-	up := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "create the namespaces, start serve and the agents, create the network",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
@@ -63,7 +65,7 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			return l.Up(cmd.Context(), self, o)
 		},
 	}
-	f := up.Flags()
+	f := cmd.Flags()
 	f.SetNormalizeFunc(underscores)
 	f.BoolVar(&o.MultiHost, "multi-host", o.MultiHost, "every compute host is its VMs' gateway, DHCP server and NAT")
 	f.BoolVar(&o.ForceDHCPRelease, "force-dhcp-release", o.ForceDHCPRelease, "release a deleted VM's lease at once")
@@ -73,15 +75,18 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 	f.StringVar(&o.FirewallDriver, "firewall-driver", o.FirewallDriver, "the agents' firewall_driver: iptables or nftables")
 	f.StringVar(&o.FixedRange, "fixed-range", "10.0.0.0/24", "the VM network (the first address is the controller's bridge address)")
 	f.BoolVar(&sameNet, "allow-same-net-traffic", true, "allow_same_net_traffic: VMs of the network reach each other without a group rule")
+	return cmd
+}
 
+func labBootCmd() *cobra.Command {
 	var host, client, userData, keyName, keyFile string
 	var useQEMU bool
-	boot := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "boot NAME",
 		Short: "boot a VM on a compute host and wait for its DHCP lease",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
@@ -98,30 +103,35 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			return err
 		},
 	}
-	boot.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
-	boot.Flags().StringVar(&client, "dhcp-client", "", "udhcpc or dhclient (default: the one given at up)")
-	addMetadataBootFlags(boot, &userData, &keyName, &keyFile)
-	boot.Flags().BoolVar(&useQEMU, "qemu", false, "boot a real Linux guest under QEMU (its tap made by QEMU, as libvirt does) instead of a namespace")
+	cmd.Flags().StringVar(&host, "host", "compute-1", "compute-1, compute-2 (or controller)")
+	cmd.Flags().StringVar(&client, "dhcp-client", "", "udhcpc or dhclient (default: the one given at up)")
+	addMetadataBootFlags(cmd, &userData, &keyName, &keyFile)
+	cmd.Flags().BoolVar(&useQEMU, "qemu", false, "boot a real Linux guest under QEMU (its tap made by QEMU, as libvirt does) instead of a namespace")
+	return cmd
+}
 
-	del := &cobra.Command{
+func labDeleteCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "delete NAME",
 		Short: "delete a VM (its lease is released when force_dhcp_release is on)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
 			return l.Delete(cmd.Context(), args[0])
 		},
 	}
+}
 
-	execCmd := &cobra.Command{
+func labExecCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "exec HOST|VM -- COMMAND...",
 		Short: "run a command inside a host's or VM's namespace (or a QEMU guest)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
@@ -145,13 +155,15 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			return nil
 		},
 	}
+}
 
-	status := &cobra.Command{
+func labStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "status",
 		Short: "show the lab's hosts, daemons and VMs with their leases",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
@@ -159,113 +171,22 @@ is safe to run twice. Give labs distinct --name to run several at once.`,
 			if err != nil {
 				return err
 			}
-			if done, err := labStatusOutput(cmd, st); done {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON, err := outputJSON(cmd); err != nil {
-				return err
-			} else if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			if !st.Up {
-				fmt.Fprintf(out, "lab %s is down\n", name)
-				for _, ns := range st.Namespaces {
-					if ns.Exists {
-						fmt.Fprintf(out, "but namespace %s exists: run `novanet lab down --name %s`\n", ns.Name, name)
-					}
-				}
-				return nil
-			}
-			w := newTable(out)
-			fmt.Fprintln(w, "NAMESPACE\tROLE\tEXISTS")
-			for _, ns := range st.Namespaces {
-				fmt.Fprintf(w, "%s\t%s\t%t\n", ns.Name, ns.Role, ns.Exists)
-			}
-			w.Flush()
-			fmt.Fprintln(out)
-			w = newTable(out)
-			fmt.Fprintln(w, "DAEMON\tPID\tRUNNING")
-			for _, d := range st.Daemons {
-				fmt.Fprintf(w, "%s\t%d\t%t\n", d.Key, d.PID, d.Running)
-			}
-			w.Flush()
-			fmt.Fprintln(out)
-			w = newTable(out)
-			fmt.Fprintln(w, "VM\tHOST\tALLOCATED\tGUEST ADDRESS\tROUTER\tDNS\tDHCP SERVER\tCLIENT\tSTORE LEASED\tMAC\tTAP\tFLOATING")
-			for _, vm := range st.VMs {
-				client := vm.Client
-				if !vm.ClientRunning {
-					client += " (dead)"
-				}
-				leased := fmt.Sprint(vm.APILeased)
-				if st.APIError != "" {
-					leased = "?"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", vm.Name, vm.Host, vm.Address,
-					dash(vm.Lease.Address), dash(vm.Lease.Router), dash(vm.Lease.DNS), dash(vm.Lease.Server), client, leased, vm.MAC, vm.Device, dash(strings.Join(vm.FloatingIPs, ",")))
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			if st.APIError != "" {
-				fmt.Fprintf(out, "\nthe API did not answer (store view unknown): %s\n", st.APIError)
-			}
-			printLabAPI(out, name, st.API)
-			return nil
+			return printLabStatus(g, st)
 		},
 	}
+}
 
-	down := &cobra.Command{
+func labDownCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "down",
 		Short: "stop everything and remove every namespace and file the lab made",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}
 			return l.Down(cmd.Context())
 		},
 	}
-	cmd.AddCommand(up, boot, del, execCmd, status, down)
-	cmd.AddCommand(labConsoleCommand(open))
-	return cmd
 }
-
-// printLabAPI says how to drive the lab's API: the endpoint answers inside
-// the lab's namespaces.
-func printLabAPI(out io.Writer, name string, a lab.APIAccess) {
-	fmt.Fprintf(out, "\nAPI %s (inside the lab: novanet lab exec --name %s controller -- novanet --os-url %s --os-token TOKEN ...)\n", a.URL, name, a.URL)
-	fmt.Fprintf(out, "  admin token:   %s\n", a.AdminToken)
-	fmt.Fprintf(out, "  project token: %s (project %s, the VMs' project)\n", a.ProjectToken, a.ProjectID)
-	fmt.Fprintf(out, "  floating pool: %s (%s), reachable from the outside host\n", a.FloatingPool, a.FloatingCIDR)
-}
-
-// outputJSON reads the root's --output flag (lab commands are registered
-// without the shared globals).
-func outputJSON(cmd *cobra.Command) (bool, error) {
-	f := cmd.Flag("output")
-	if f == nil {
-		return false, nil
-	}
-	switch v := f.Value.String(); v {
-	case "table", "":
-		return false, nil
-	case "json":
-		return true, nil
-	default:
-		return false, usagef("--output %q is unknown; use table or json", v)
-	}
-}
-
-func dash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
-}
-
-func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

@@ -11,15 +11,15 @@ import (
 	"novanet/internal/lab"
 )
 
-// labConsoleCommand is `lab console NAME`: what a QEMU guest printed on
+// labConsoleCmd is `lab console NAME`: what a QEMU guest printed on
 // its serial console (its boot, leases and ping of the router).
-func labConsoleCommand(open func(*cobra.Command) (*lab.Lab, error)) *cobra.Command {
+func labConsoleCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "console NAME",
 		Short: "print a QEMU guest's serial console (boot --qemu)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := open(cmd)
+			l, err := openLab(cmd)
 			if err != nil {
 				return err
 			}

@@ -146,3 +146,21 @@ func completeFloating(ctx context.Context, c *client.Client) ([]string, error) {
 	}
 	return out, err
 }
+
+// ---- arguments ----
+
+func addr(s, what string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("%s %q is not an IPv4 address", what, s)
+	}
+	return a, nil
+}
+
+func id64(s, what string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s %q is not a positive integer id", what, s)
+	}
+	return v, nil
+}

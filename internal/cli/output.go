@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 )
 
 // The output layer every command prints through, as openstackclient's:
@@ -29,12 +31,6 @@ func (g *globals) format() (string, error) {
 		return g.output, nil
 	}
 	return "", usagef("--output %q is unknown; use table, json or value", g.output)
-}
-
-// json reports whether -o json was asked (and rejects unknown formats).
-func (g *globals) json() (bool, error) {
-	f, err := g.format()
-	return f == "json", err
 }
 
 // print writes a list: v (a slice) as a JSON array, else the rows.
@@ -229,4 +225,81 @@ func (g *globals) pickJSON(v any) (any, error) {
 		return out, nil
 	}
 	return generic, nil
+}
+
+// snakeJSON turns a value into JSON-ready maps and slices: struct fields
+// by their json tag or else their name in snake_case, embedded structs
+// flattened, nil slices as [], text marshalers (addresses, times) as
+// their text. It lets internal/lab's untagged types print in the API's style.
+func snakeJSON(v reflect.Value) any {
+	if !v.IsValid() {
+		return nil
+	}
+	if v.Kind() != reflect.Pointer && v.Kind() != reflect.Interface && v.Type().Implements(reflect.TypeFor[json.Marshaler]()) {
+		return v.Interface()
+	}
+	if tm, ok := v.Interface().(encoding.TextMarshaler); ok {
+		b, err := tm.MarshalText()
+		if err != nil {
+			return fmt.Sprint(v.Interface())
+		}
+		return string(b)
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return snakeJSON(v.Elem())
+	case reflect.Slice, reflect.Array:
+		out := make([]any, 0, v.Len())
+		for i := range v.Len() {
+			out = append(out, snakeJSON(v.Index(i)))
+		}
+		return out
+	case reflect.Struct:
+		out := map[string]any{}
+		addStructFields(out, v)
+		return out
+	}
+	return v.Interface()
+}
+
+func addStructFields(out map[string]any, v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			addStructFields(out, v.Field(i))
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = snakeCase(f.Name)
+		}
+		out[name] = snakeJSON(v.Field(i))
+	}
+}
+
+// snakeCase: "APILeased" -> "api_leased", "PID" -> "pid", "VMs" -> "vms".
+func snakeCase(s string) string {
+	rs := []rune(s)
+	var b strings.Builder
+	for i, r := range rs {
+		if unicode.IsUpper(r) && i > 0 {
+			prevLower := unicode.IsLower(rs[i-1])
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1]) && rs[i+1] != 's'
+			if prevLower || nextLower && unicode.IsUpper(rs[i-1]) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
