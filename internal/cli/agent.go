@@ -21,8 +21,6 @@ import (
 	"novanet/internal/version"
 )
 
-func init() { Register(agentCmd) }
-
 func agentCmd() *cobra.Command {
 	var once, verbose bool
 	var logFormat, logLevel string

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,20 +21,6 @@ import (
 	"novanet/internal/config"
 	"novanet/internal/version"
 )
-
-var (
-	regMu      sync.Mutex
-	registered []func() *cobra.Command
-)
-
-// Register adds a subcommand constructor to commands. Only serve.go and
-// agent.go still call it (from init()), until they are listed in commands
-// like the rest; new commands go there, not here.
-func Register(f func() *cobra.Command) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	registered = append(registered, f)
-}
 
 // usageError marks a command-line mistake (exit status 2).
 type usageError struct{ err error }
@@ -98,12 +83,7 @@ func isCobraUsage(err error) bool {
 // run so that no flag value outlives it.
 func commands(g *globals) []*cobra.Command {
 	cmds := []*cobra.Command{networkCmd(g), fixedIPCmd(g), floatingIPCmd(g), secgroupCmd(g), instanceCmd(g), hostCmd(g), leaseCmd(g),
-		versionCmd(g), labCmd(g), dhcpbridgeCmd()}
-	regMu.Lock()
-	defer regMu.Unlock()
-	for _, f := range registered {
-		cmds = append(cmds, f())
-	}
+		versionCmd(g), labCmd(g), dhcpbridgeCmd(), serveCmd(), agentCmd()}
 	return cmds
 }
 

@@ -22,8 +22,6 @@ import (
 	"novanet/internal/version"
 )
 
-func init() { Register(serveCmd) }
-
 func serveCmd() *cobra.Command {
 	var listen, database, tokensFile, addrFile, logFormat, logLevel string
 	cmd := &cobra.Command{
