@@ -236,14 +236,11 @@ func planDnsmasq(nets []model.HostNetwork, co model.ClusterOptions, o Options) (
 			// The router is the serving host's own bridge address: the
 			// network host in single-host mode, this host in multi-host.
 			args = append(args, fmt.Sprintf("--dhcp-option=tag:%s,option:router,%s", tag, hn.BridgeAddress))
+			// Without dns1/dns2 (flat_network_dns fills dns1 when the
+			// network is created) guests use dnsmasq on the bridge.
 			var dns []string
 			for _, a := range []netip.Addr{n.DNS1, n.DNS2} {
 				if a.IsValid() {
-					dns = append(dns, a.String())
-				}
-			}
-			if len(dns) == 0 {
-				for _, a := range o.DNSServers {
 					dns = append(dns, a.String())
 				}
 			}

@@ -29,9 +29,6 @@ type Options struct {
 	DHCPBridge string
 	// DnsmasqConfigFile is passed as --conf-file (may be empty, as in nova).
 	DnsmasqConfigFile string
-	// DNSServers, when set, are handed to guests instead of the bridge IP
-	// (flat_network_dns / dns1,dns2 of the network take precedence).
-	DNSServers []netip.Addr
 	// MetadataAPI: this host runs the metadata API (nova-api's wrapped
 	// chains and its INPUT accept rule are planned here).
 	MetadataAPI bool
