@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -38,8 +39,8 @@ type Guard struct {
 
 	mu    sync.Mutex
 	known *kernelGuard // nil: read the kernel
-	// Transactions counts netlink batches sent (tests and benchmarks).
-	Transactions int
+	// transactions counts netlink batches sent (Transactions).
+	transactions atomic.Int64
 	// lasting is the netlink connection kept between applies.
 	lasting nfconn.Lasting
 }
@@ -217,11 +218,16 @@ func concat(fields ...[]byte) []byte {
 	return b
 }
 
+// Transactions is how many netlink batches this guard sent, failed ones
+// included (tests and benchmarks prove with it that an unchanged plan
+// writes nothing). Safe to call from any goroutine, during an Apply too.
+func (g *Guard) Transactions() int64 { return g.transactions.Load() }
+
 // flush sends the batch. On an error the kernel may still have committed
 // it (ENOBUFS after a large batch): the next sync re-reads instead of
 // trusting either outcome.
 func (g *Guard) flush(c *nftables.Conn) error {
-	g.Transactions++
+	g.transactions.Add(1)
 	if err := c.Flush(); err != nil {
 		g.known = nil
 		return fmt.Errorf("netlink transaction: %w", err)

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -45,8 +46,8 @@ type Firewall struct {
 
 	mu    sync.Mutex
 	known map[string]*kernelTable // nil: read the kernel
-	// Transactions counts netlink batches sent (tests and benchmarks).
-	Transactions int
+	// transactions counts netlink batches sent (Transactions).
+	transactions atomic.Int64
 	changes      []string
 	// lasting is the netlink connection kept between syncs (opening one
 	// in another namespace costs more than a small transaction).
@@ -312,12 +313,18 @@ func (f *Firewall) note(s string) {
 	}
 }
 
+// Transactions is how many netlink batches this applier sent, failed
+// ones included: the agent's firewall writes metric under the nftables
+// driver, also how tests and benchmarks prove an unchanged plan writes
+// nothing. Safe to call from any goroutine, during an Apply too.
+func (f *Firewall) Transactions() int64 { return f.transactions.Load() }
+
 // commit sends the batch. On an error the kernel may still have
 // committed it (ENOBUFS on the acknowledgements of a large batch): the
 // kernel is read again and only a table that differs from want is an
 // error.
 func (f *Firewall) commit(c *nftables.Conn, table string, want *kernelTable) error {
-	f.Transactions++
+	f.transactions.Add(1)
 	err := c.Flush()
 	if err == nil {
 		f.setKnown(table, want)
