@@ -30,8 +30,11 @@ import (
 	"novanet/internal/plan"
 )
 
-// ManagedTables are novanet's nftables tables (family ip).
-var ManagedTables = []string{plan.NFTTableName("filter"), plan.NFTTableName("nat")}
+// ManagedTables returns novanet's nftables tables (family ip), a new
+// slice each call so no caller can change what the others manage.
+func ManagedTables() []string {
+	return []string{plan.NFTTableName("filter"), plan.NFTTableName("nat")}
+}
 
 // batchElements bounds the elements of one netlink message, so a large
 // first sync stays within message limits.
@@ -148,7 +151,7 @@ func (f *Firewall) Apply(_ context.Context, fw plan.Firewall, full bool) error {
 		}
 	}
 	var errs []string
-	for _, name := range ManagedTables {
+	for _, name := range ManagedTables() {
 		w, ok := want[name]
 		if c, err = f.conn(); err != nil {
 			errs = append(errs, err.Error())
@@ -464,7 +467,7 @@ func (f *Firewall) readOnce(c *nftables.Conn) (map[string]*kernelTable, error) {
 	}
 	var chains []*nftables.Chain
 	for _, t := range tables {
-		if !slices.Contains(ManagedTables, t.Name) {
+		if !slices.Contains(ManagedTables(), t.Name) {
 			continue
 		}
 		if chains == nil {
