@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -59,6 +60,10 @@ type Links struct {
 	changeCount atomic.Int64
 	// indexes remembers bridge indexes for NeighbourMAC (device -> int).
 	indexes sync.Map
+	// strict is the strict-checking route socket addrList dumps one
+	// interface's addresses through (addrlist.go); nil until first used.
+	strictMu sync.Mutex
+	strict   *nl.SocketHandle
 	// changes describes them (what differed, what was done) until
 	// TakeChanges.
 	changes []string
