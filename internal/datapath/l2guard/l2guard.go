@@ -119,7 +119,7 @@ func (g *Guard) apply(want plan.L2Guard, full bool) error {
 	}
 	ops := 0
 	if !g.known.table {
-		createTable(c)
+		g.createTable(c)
 		ops++
 	}
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
@@ -237,13 +237,13 @@ func (g *Guard) flush(c *nftables.Conn) error {
 
 // createTable adds the table, its sets and the base chain's drops to the
 // pending batch (plan.GuardRules, in that order).
-func createTable(c *nftables.Conn) {
+func (g *Guard) createTable(c *nftables.Conn) {
 	c.AddTable(table)
 	types := &nftables.Set{Table: table, Name: plan.GuardEthertypes, KeyType: nftables.TypeEtherType, Constant: true}
-	_ = c.AddSet(types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
+	_ = g.lasting.AddSet(c, types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
 	for _, s := range []*nftables.Set{ports, macs, ips} {
-		_ = c.AddSet(s, nil)
+		_ = g.lasting.AddSet(c, s, nil)
 	}
 	prio := nftables.ChainPriority(-300)
 	base := c.AddChain(&nftables.Chain{Name: plan.GuardBaseChain, Table: table, Type: nftables.ChainTypeFilter,

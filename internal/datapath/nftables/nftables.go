@@ -198,7 +198,7 @@ func (f *Firewall) applyTable(c *nftables.Conn, name string, w wantTable, wanted
 		sets[s.Name] = set
 		have, ok := cur.sets[s.Name]
 		if !ok {
-			if err := c.AddSet(set, nil); err != nil {
+			if err := f.lasting.AddSet(c, set, nil); err != nil {
 				return fmt.Errorf("set %s: %w", s.Name, err)
 			}
 			newSets = append(newSets, s.Name)
