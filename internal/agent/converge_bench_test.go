@@ -131,7 +131,7 @@ func convergeOneMore(b *testing.B, n int, incremental bool) {
 	if err := a.apply(ctx, p, true); err != nil {
 		b.Fatal(err)
 	}
-	restores := fw.Restores
+	restores := fw.Restores()
 	// The server's part: the deltas as they come off the wire.
 	var bodies [][]byte
 	for i := 0; incremental && i < b.N; i++ {
@@ -173,8 +173,8 @@ func convergeOneMore(b *testing.B, n int, incremental bool) {
 		st, p = next, np
 	}
 	b.StopTimer()
-	if fw.Restores != restores {
-		b.Errorf("adding instances ran iptables-restore %d times", fw.Restores-restores)
+	if fw.Restores() != restores {
+		b.Errorf("adding instances ran iptables-restore %d times", fw.Restores()-restores)
 	}
 	// The entries written are the plan's: one file per served instance.
 	ents, err := os.ReadDir(p.Dnsmasq[0].HostsDir)

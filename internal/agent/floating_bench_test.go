@@ -180,9 +180,9 @@ func BenchmarkAssociateFloatingIP(b *testing.B) {
 	}
 	took := make([][]time.Duration, len(sizes))
 	var bare []time.Duration
-	restores := make([]int, len(hosts))
+	restores := make([]int64, len(hosts))
 	for i, h := range hosts {
-		restores[i] = h.fw.Restores
+		restores[i] = h.fw.Restores()
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -200,7 +200,7 @@ func BenchmarkAssociateFloatingIP(b *testing.B) {
 	b.StopTimer()
 	for k, n := range sizes {
 		b.ReportMetric(float64(median(took[k]).Microseconds())/1000, fmt.Sprintf("ms/assoc@%d", n))
-		if got := (hosts[k].fw.Restores - restores[k]) / b.N; got != 2 {
+		if got := (hosts[k].fw.Restores() - restores[k]) / int64(b.N); got != 2 {
 			b.Errorf("at %d: %d iptables-restores per associate+disassociate, want 2 (one each)", n, got)
 		}
 	}

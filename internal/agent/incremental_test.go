@@ -79,11 +79,11 @@ func TestIncrementalFirewallMatchesWholeApply(t *testing.T) {
 			}
 			defer h.Close()
 			var firstSetRestores *ipsetRestores
-			appliers := func() (*InstanceFirewall, func() int) {
+			appliers := func() (*InstanceFirewall, func() int64) {
 				guard := l2guard.New()
 				guard.NetNS = int(h)
 				var f *InstanceFirewall
-				var count func() int
+				var count func() int64
 				if driver == "iptables" {
 					rules, sets := iptables.New(), ipset.New()
 					rules.Netns, sets.Netns = ns, ns
@@ -93,12 +93,12 @@ func TestIncrementalFirewallMatchesWholeApply(t *testing.T) {
 						firstSetRestores = setRestores
 					}
 					f = NewInstanceFirewall(rules, sets, guard, nil)
-					count = func() int { return rules.Restores + setRestores.n + guard.Transactions }
+					count = func() int64 { return rules.Restores() + int64(setRestores.n) + guard.Transactions() }
 				} else {
 					rules := nftables.New()
 					rules.NetNS = int(h)
 					f = NewInstanceFirewall(rules, nil, guard, nil)
-					count = func() int { return rules.Transactions + guard.Transactions }
+					count = func() int64 { return rules.Transactions() + guard.Transactions() }
 				}
 				return f, count
 			}

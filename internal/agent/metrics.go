@@ -26,21 +26,25 @@ type Metrics struct {
 	programming prometheus.Histogram
 	failures    *prometheus.CounterVec
 	drift       *prometheus.CounterVec
-	dnsStarts   prometheus.Counter
-	dnsReloads  prometheus.Counter
 	leases      *prometheus.CounterVec
 
-	mu        sync.Mutex          // protects the following
-	seen      map[int64]time.Time // revision -> when this agent first learnt of it
-	latest    int64
-	lastStart int
-	lastHUP   int
+	mu       sync.Mutex          // protects the following
+	seen     map[int64]time.Time // revision -> when this agent first learnt of it
+	latest   int64
+	counters DatapathCounters
 }
 
-// DatapathCounters read the appliers' own counts, after an Apply in the
-// same goroutine: dnsmasq starts and SIGHUPs, iptables-restore runs.
+// DatapathCounters read the appliers' own counts at scrape time, from the
+// scrape's goroutine while the agent applies: each must be safe to call
+// concurrently with its applier (dnsmasq.Supervisor's Starts and Reloads,
+// iptables.Firewall's Restores and nftables.Firewall's Transactions are).
+// A nil func reads as zero.
 type DatapathCounters struct {
-	DnsmasqStarts, DnsmasqReloads, FirewallRestores func() int
+	// DnsmasqStarts and DnsmasqReloads count dnsmasq starts and SIGHUPs.
+	DnsmasqStarts, DnsmasqReloads func() int64
+	// FirewallRestores counts the firewall driver's kernel writes:
+	// iptables-restore runs or nftables netlink transactions.
+	FirewallRestores func() int64
 }
 
 // NewMetrics builds an agent's metrics on a registry of their own.
@@ -61,12 +65,15 @@ func NewMetrics() *Metrics {
 	m.drift = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "novanet_agent_drift_repairs_total", Help: "Repairs of drift (someone else changed what the plan says), by part: sysctls, links, firewall, dhcp.",
 	}, []string{"applier"})
-	m.dnsStarts = prometheus.NewCounter(prometheus.CounterOpts{
+	dnsStarts := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "novanet_agent_dnsmasq_starts_total", Help: "dnsmasq processes the agent started (first starts, restarts after an exit or an argv change).",
-	})
-	m.dnsReloads = prometheus.NewCounter(prometheus.CounterOpts{
+	}, m.datapathCount(func(c DatapathCounters) func() int64 { return c.DnsmasqStarts }))
+	dnsReloads := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "novanet_agent_dnsmasq_reloads_total", Help: "SIGHUPs sent to dnsmasq for removed or changed host entries.",
-	})
+	}, m.datapathCount(func(c DatapathCounters) func() int64 { return c.DnsmasqReloads }))
+	fwWrites := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "novanet_agent_firewall_writes_total", Help: "Writes of the firewall driver's rule tables: iptables-restore runs (iptables) or netlink transactions (nftables), failed ones included.",
+	}, m.datapathCount(func(c DatapathCounters) func() int64 { return c.FirewallRestores }))
 	m.leases = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "novanet_agent_lease_events_total", Help: "dnsmasq lease events forwarded to the API, by action (add, old, del) and result (ok, error).",
 	}, []string{"action", "result"})
@@ -74,7 +81,7 @@ func NewMetrics() *Metrics {
 		[]string{"version", "commit", "goversion"})
 	v := version.Get()
 	build.WithLabelValues(v.Version, v.Commit, v.GoVersion).Set(1)
-	m.reg.MustRegister(m.syncs, m.programming, m.failures, m.drift, m.dnsStarts, m.dnsReloads, m.leases, build,
+	m.reg.MustRegister(m.syncs, m.programming, m.failures, m.drift, dnsStarts, dnsReloads, fwWrites, m.leases, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,9 +110,27 @@ func (m *Metrics) ObserveSync(full bool, start time.Time) {
 }
 
 // Instrument wraps the agent's API and appliers so their calls feed the
-// metrics.
+// metrics, and reads the appliers' own counts through c at each scrape.
 func (m *Metrics) Instrument(api API, links Links, fw Firewall, dhcp DHCP, c DatapathCounters) (API, Links, Firewall, DHCP) {
-	return meteredAPI{api, m}, meteredLinks{links, m}, meteredFirewall{fw, m, c}, meteredDHCP{dhcp, m, c}
+	m.mu.Lock()
+	m.counters = c
+	m.mu.Unlock()
+	return meteredAPI{api, m}, meteredLinks{links, m}, meteredFirewall{fw, m}, meteredDHCP{dhcp, m}
+}
+
+// datapathCount reads the counter pick chooses at scrape time; the
+// applier counts since it was made, which is what a Prometheus counter
+// wants (it starts at zero with the process).
+func (m *Metrics) datapathCount(pick func(DatapathCounters) func() int64) func() float64 {
+	return func() float64 {
+		m.mu.Lock()
+		read := pick(m.counters)
+		m.mu.Unlock()
+		if read == nil {
+			return 0
+		}
+		return float64(read())
+	}
 }
 
 // revision notes that the API announced rev.
@@ -195,7 +220,6 @@ func (l meteredLinks) ApplySysctls(ctx context.Context, sysctls []plan.Sysctl) e
 type meteredFirewall struct {
 	Firewall
 	m *Metrics
-	c DatapathCounters
 }
 
 func (f meteredFirewall) Apply(ctx context.Context, fw plan.Firewall, full bool) error {
@@ -210,24 +234,12 @@ func (f meteredFirewall) Apply(ctx context.Context, fw plan.Firewall, full bool)
 type meteredDHCP struct {
 	DHCP
 	m *Metrics
-	c DatapathCounters
 }
 
 func (d meteredDHCP) Apply(ctx context.Context, instances []plan.Dnsmasq) error {
 	err := d.DHCP.Apply(ctx, instances)
 	if err != nil {
 		d.m.failures.WithLabelValues("dnsmasq").Inc()
-	}
-	starts, hups := count(d.c.DnsmasqStarts), count(d.c.DnsmasqReloads)
-	d.m.mu.Lock()
-	ds, dh := starts-d.m.lastStart, hups-d.m.lastHUP
-	d.m.lastStart, d.m.lastHUP = starts, hups
-	d.m.mu.Unlock()
-	if ds > 0 {
-		d.m.dnsStarts.Add(float64(ds))
-	}
-	if dh > 0 {
-		d.m.dnsReloads.Add(float64(dh))
 	}
 	return err
 }
@@ -238,11 +250,4 @@ func (d meteredDHCP) Release(ctx context.Context, bridge string, server netip.Ad
 		d.m.failures.WithLabelValues("release").Inc()
 	}
 	return err
-}
-
-func count(f func() int) int {
-	if f == nil {
-		return 0
-	}
-	return f()
 }

@@ -131,7 +131,7 @@ func runAgent(ctx context.Context, cfg *config.Config, once, verbose bool) error
 	api := client.New(cfg.APIURL, cfg.AuthToken).WithTimeout(10 * time.Second)
 	metrics := agent.NewMetrics()
 	mAPI, mLinks, mFW, mDHCP := metrics.Instrument(api, links, fw, dhcp, agent.DatapathCounters{
-		DnsmasqStarts: func() int { return dhcp.Starts }, DnsmasqReloads: func() int { return dhcp.Reloads },
+		DnsmasqStarts: dhcp.Starts, DnsmasqReloads: dhcp.Reloads,
 		FirewallRestores: driver.writes,
 	})
 	if err := serveAgentMetrics(ctx, cfg.MetricsListen, metrics, alog); err != nil {

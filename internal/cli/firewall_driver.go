@@ -20,7 +20,7 @@ import (
 type firewallDriver struct {
 	fw     *agent.InstanceFirewall
 	watch  func(context.Context, func(string)) error
-	writes func() int
+	writes func() int64
 }
 
 // newFirewallDriver wires the chosen driver; the other driver's leftovers
@@ -31,12 +31,12 @@ func newFirewallDriver(name string, log *slog.Logger) (firewallDriver, error) {
 		rules := iptables.New()
 		fw := agent.NewInstanceFirewall(rules, ipset.New(), l2guard.New(), log)
 		fw.RetireOther(retireNFTables)
-		return firewallDriver{fw: fw, watch: rules.Watch, writes: func() int { return rules.Restores }}, nil
+		return firewallDriver{fw: fw, watch: rules.Watch, writes: rules.Restores}, nil
 	case "nftables":
 		rules := nftables.New()
 		fw := agent.NewInstanceFirewall(rules, nil, l2guard.New(), log)
 		fw.RetireOther(retireIptables)
-		return firewallDriver{fw: fw, watch: rules.Watch, writes: func() int { return rules.Transactions }}, nil
+		return firewallDriver{fw: fw, watch: rules.Watch, writes: rules.Transactions}, nil
 	}
 	return firewallDriver{}, usagef("firewall_driver %q is unknown: use iptables or nftables", name)
 }

@@ -209,8 +209,8 @@ func BenchmarkApplyAt5000(b *testing.B) {
 			}
 		}
 	})
-	if s.Starts != 1 || s.Reloads != 0 {
-		b.Errorf("starts %d, reloads %d; want one start and no reload", s.Starts, s.Reloads)
+	if s.Starts() != 1 || s.Reloads() != 0 {
+		b.Errorf("starts %d, reloads %d; want one start and no reload", s.Starts(), s.Reloads())
 	}
 }
 

@@ -138,8 +138,8 @@ func TestDHCPBridgeEndToEnd(t *testing.T) {
 	// on 10.0.0.3.
 	h1.Address = a("10.0.0.5")
 	must(t, s.Apply(ctx, withScript(r.dnsmasqPlan(t, h1, h3), script)))
-	if s.Reloads != 2 {
-		t.Errorf("reloads = %d after changing an entry, want 2 (vm2 removed, then vm1 changed)", s.Reloads)
+	if s.Reloads() != 2 {
+		t.Errorf("reloads = %d after changing an entry, want 2 (vm2 removed, then vm1 changed)", s.Reloads())
 	}
 	if got := r.lease(t, mac1); !strings.HasPrefix(got, "10.0.0.5 ") {
 		t.Errorf("vm1 after its entry changed got %q, want 10.0.0.5", got)

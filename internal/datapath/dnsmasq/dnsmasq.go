@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,10 +76,9 @@ type Supervisor struct {
 	// neither a recreated one nor a SIGHUP brings it back: new entries
 	// would never be served, so a new inode means a restart.
 	dirIno map[string]uint64
-	// Starts counts dnsmasq starts (tests).
-	Starts int
-	// Reloads counts SIGHUPs (tests).
-	Reloads int
+	// starts and reloads count dnsmasq starts and SIGHUPs (Starts,
+	// Reloads).
+	starts, reloads atomic.Int64
 }
 
 type paths struct{ pidFile, hostsDir string }
@@ -125,6 +125,17 @@ func (s *Supervisor) Recheck() {
 		s.suspectFor(name).all = true
 	}
 }
+
+// Starts is how many dnsmasq processes this supervisor started: first
+// starts and restarts after an exit, an argv change or a recreated hosts
+// directory (the agent's novanet_agent_dnsmasq_starts_total). Safe to
+// call from any goroutine, during an Apply too.
+func (s *Supervisor) Starts() int64 { return s.starts.Load() }
+
+// Reloads is how many SIGHUPs this supervisor sent for removed or changed
+// host entries (novanet_agent_dnsmasq_reloads_total). Safe to call from
+// any goroutine.
+func (s *Supervisor) Reloads() int64 { return s.reloads.Load() }
 
 // TakeChanges returns the descriptions of what was repaired or changed
 // since the last call.
@@ -235,7 +246,7 @@ func (s *Supervisor) applyOne(ctx context.Context, d plan.Dnsmasq, hc *plan.Host
 				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 					return fmt.Errorf("reload (SIGHUP) pid %d: %w", pid, err)
 				}
-				s.Reloads++
+				s.reloads.Add(1)
 				s.changed("dnsmasq %s reloaded (SIGHUP) to drop removed or changed host entries", d.Name)
 				s.log.Info("reloaded for removed or changed hosts", "name", d.Name, "pid", pid)
 			}
@@ -344,7 +355,7 @@ func (s *Supervisor) start(ctx context.Context, d plan.Dnsmasq) error {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if pid, ok := runningPid(d.PidFile); ok {
-			s.Starts++
+			s.starts.Add(1)
 			s.log.Info("started", "name", d.Name, "pid", pid, "bridge", d.Bridge)
 			return nil
 		}

@@ -142,8 +142,8 @@ func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 	if got := r.lease(t, mac2); !strings.HasPrefix(got, "10.0.0.4 ") {
 		t.Fatalf("vm2 lease = %q", got)
 	}
-	if r.pid(t) != pid || s.Starts != 1 || s.Reloads != 0 {
-		t.Errorf("adding a host: pid %d->%d, starts %d, reloads %d", pid, r.pid(t), s.Starts, s.Reloads)
+	if r.pid(t) != pid || s.Starts() != 1 || s.Reloads() != 0 {
+		t.Errorf("adding a host: pid %d->%d, starts %d, reloads %d", pid, r.pid(t), s.Starts(), s.Reloads())
 	}
 
 	// The release frees vm2's lease at once: dnsmasq reports del.
@@ -155,8 +155,8 @@ func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 
 	// A removed entry is forgotten (SIGHUP): vm1 gets nothing.
 	must(t, s.Apply(ctx, r.dnsmasqPlan(t, h2)))
-	if s.Reloads != 1 {
-		t.Errorf("reloads = %d after removing a host", s.Reloads)
+	if s.Reloads() != 1 {
+		t.Errorf("reloads = %d after removing a host", s.Reloads())
 	}
 	if got := r.lease(t, mac1); got != "" {
 		t.Errorf("removed vm1 still got %q", got)
@@ -166,15 +166,15 @@ func TestServeAddRemoveReleaseRestartAdopt(t *testing.T) {
 	s2 := dnsmasq.New(nil, r.dir)
 	s2.Netns = r.srv
 	must(t, s2.Apply(ctx, r.dnsmasqPlan(t, h2)))
-	if s2.Starts != 0 || r.pid(t) != pid {
-		t.Errorf("restarted supervisor started dnsmasq again (starts %d, pid %d->%d)", s2.Starts, pid, r.pid(t))
+	if s2.Starts() != 0 || r.pid(t) != pid {
+		t.Errorf("restarted supervisor started dnsmasq again (starts %d, pid %d->%d)", s2.Starts(), pid, r.pid(t))
 	}
 
 	// A killed dnsmasq comes back on the next apply.
 	must(t, exec.Command("kill", "-9", strconv.Itoa(pid)).Run())
 	waitFor(t, "dnsmasq to die", func() bool { return gone(pid) })
 	must(t, s2.Apply(ctx, r.dnsmasqPlan(t, h2)))
-	if s2.Starts != 1 || r.pid(t) == pid {
+	if s2.Starts() != 1 || r.pid(t) == pid {
 		t.Errorf("killed dnsmasq not restarted")
 	}
 	if got := r.lease(t, mac2); !strings.HasPrefix(got, "10.0.0.4 ") {
@@ -226,8 +226,8 @@ func TestChangedArgsRestartAndForeignPid(t *testing.T) {
 	h1 := model.DHCPHost{MAC: mac1, Hostname: "vm1", Address: a("10.0.0.3")}
 	must(t, s.Apply(ctx, r.dnsmasqPlan(t, h1)))
 	pid := r.pid(t)
-	if pid == other.Process.Pid || s.Starts != 1 {
-		t.Fatalf("foreign pid adopted: pid %d, starts %d", pid, s.Starts)
+	if pid == other.Process.Pid || s.Starts() != 1 {
+		t.Fatalf("foreign pid adopted: pid %d, starts %d", pid, s.Starts())
 	}
 	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("the foreign process was signalled away: %v", err)
@@ -240,14 +240,14 @@ func TestChangedArgsRestartAndForeignPid(t *testing.T) {
 		}
 	}
 	must(t, s.Apply(ctx, d))
-	if s.Starts != 2 || r.pid(t) == pid {
-		t.Fatalf("changed command line: starts %d, pid %d->%d; want a restart", s.Starts, pid, r.pid(t))
+	if s.Starts() != 2 || r.pid(t) == pid {
+		t.Fatalf("changed command line: starts %d, pid %d->%d; want a restart", s.Starts(), pid, r.pid(t))
 	}
 	waitFor(t, "the old dnsmasq to exit", func() bool { return gone(pid) })
 	// The same plan again changes nothing.
 	must(t, s.Apply(ctx, d))
-	if s.Starts != 2 {
-		t.Errorf("unchanged plan restarted dnsmasq (starts %d)", s.Starts)
+	if s.Starts() != 2 {
+		t.Errorf("unchanged plan restarted dnsmasq (starts %d)", s.Starts())
 	}
 	if got := r.lease(t, mac1); !strings.HasPrefix(got, "10.0.0.3 ") {
 		t.Errorf("vm1 lease after restart = %q", got)
@@ -291,8 +291,8 @@ func TestHostsDriftRepaired(t *testing.T) {
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Errorf("stray host file left: %v", err)
 	}
-	if s.Reloads != 1 {
-		t.Errorf("reloads = %d, want 1 (dnsmasq must forget the stray and changed entries)", s.Reloads)
+	if s.Reloads() != 1 {
+		t.Errorf("reloads = %d, want 1 (dnsmasq must forget the stray and changed entries)", s.Reloads())
 	}
 	if got := r.lease(t, mac2); !strings.HasPrefix(got, "10.0.0.4 ") {
 		t.Errorf("vm2 after repair got %q, want 10.0.0.4", got)

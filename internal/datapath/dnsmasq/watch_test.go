@@ -32,7 +32,7 @@ func TestHostsWatchRepairs(t *testing.T) {
 	var mu sync.Mutex
 	d := r.dnsmasqPlan(t, h1, h2)
 	apply := func() error { mu.Lock(); defer mu.Unlock(); return s.Apply(ctx, d) }
-	counters := func() (reloads, starts int) { mu.Lock(); defer mu.Unlock(); return s.Reloads, s.Starts }
+	counters := func() (reloads, starts int64) { mu.Lock(); defer mu.Unlock(); return s.Reloads(), s.Starts() }
 	must(t, apply())
 	s.TakeChanges()
 	go func() {

@@ -154,13 +154,13 @@ func TestSetsAndInstanceChainsReadBackAsPlanned(t *testing.T) {
 
 	// What the kernel prints back equals the plan: a full resync and a
 	// fresh applier change nothing.
-	setRuns, ruleRuns := ap.setRestores.n, ap.rules.Restores
+	setRuns, ruleRuns := ap.setRestores.n, ap.rules.Restores()
 	ap.apply(t, fw, true)
 	fresh := newAppliers(ns)
 	fresh.apply(t, fw, true)
-	if ap.setRestores.n != setRuns || ap.rules.Restores != ruleRuns || fresh.setRestores.n != 0 || fresh.rules.Restores != 0 {
+	if ap.setRestores.n != setRuns || ap.rules.Restores() != ruleRuns || fresh.setRestores.n != 0 || fresh.rules.Restores() != 0 {
 		t.Errorf("a resync with nothing changed ran ipset %d+%d, iptables %d+%d restores; want none",
-			ap.setRestores.n-setRuns, fresh.setRestores.n, ap.rules.Restores-ruleRuns, fresh.rules.Restores)
+			ap.setRestores.n-setRuns, fresh.setRestores.n, ap.rules.Restores()-ruleRuns, fresh.rules.Restores())
 	}
 
 	// A member joins and one leaves: one ipset restore, no iptables run.
@@ -169,8 +169,8 @@ func TestSetsAndInstanceChainsReadBackAsPlanned(t *testing.T) {
 	if got, want := kernelSets(t, ns), plannedSets(fw2); !slices.Equal(got, want) {
 		t.Errorf("after a membership change, ipset save:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if ap.setRestores.n != setRuns+1 || ap.rules.Restores != ruleRuns {
-		t.Errorf("a membership change ran %d ipset and %d iptables restores; want 1 and 0", ap.setRestores.n-setRuns, ap.rules.Restores-ruleRuns)
+	if ap.setRestores.n != setRuns+1 || ap.rules.Restores() != ruleRuns {
+		t.Errorf("a membership change ran %d ipset and %d iptables restores; want 1 and 0", ap.setRestores.n-setRuns, ap.rules.Restores()-ruleRuns)
 	}
 
 	// No rule names the group any more: its set goes, after the rules.

@@ -93,9 +93,9 @@ func TestForeignChangesAreSeenAndRepaired(t *testing.T) {
 		// The restore's own notifications: the full apply they cause
 		// runs no restore.
 		drain()
-		n := fw.Restores
-		if err := fw.Apply(ctx, p.Firewall, true); err != nil || fw.Restores != n {
-			t.Errorf("%s: the apply after the repair ran %d restores (err %v)", f.name, fw.Restores-n, err)
+		n := fw.Restores()
+		if err := fw.Apply(ctx, p.Firewall, true); err != nil || fw.Restores() != n {
+			t.Errorf("%s: the apply after the repair ran %d restores (err %v)", f.name, fw.Restores()-n, err)
 		}
 	}
 }

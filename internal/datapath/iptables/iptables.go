@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"novanet/internal/datapath/runner"
 	"novanet/internal/plan"
@@ -41,11 +42,17 @@ type Firewall struct {
 
 	mu    sync.Mutex
 	known map[string]*tableState // table -> what the kernel holds, as far as we know
-	// Restores counts iptables-restore runs (tests and benchmarks).
-	Restores int
+	// restores counts iptables-restore runs (Restores).
+	restores atomic.Int64
 	// changes describes the restores since TakeChanges.
 	changes []string
 }
+
+// Restores is how many iptables-restore runs this applier made, failed
+// ones included: the agent's firewall writes metric, also how tests and
+// benchmarks prove an unchanged plan writes nothing. Safe to call from
+// any goroutine, during an Apply too.
+func (f *Firewall) Restores() int64 { return f.restores.Load() }
 
 // TakeChanges returns what the restores since the last call changed
 // (what differed, what was done).
@@ -272,7 +279,7 @@ func (f *Firewall) applyTable(ctx context.Context, want plan.Table, full bool) e
 	text := b.String()
 
 	_, err := f.run(ctx, strings.NewReader(text), "iptables-restore", "-w", "--noflush")
-	f.Restores++
+	f.restores.Add(1)
 	if err != nil {
 		// The kernel may hold anything now: read it again next time.
 		delete(f.known, want.Name)
@@ -471,7 +478,7 @@ func (f *Firewall) applyChains(ctx context.Context, ch plan.Change) (bool, error
 	b.WriteString("COMMIT\n")
 	text := b.String()
 	_, err := f.run(ctx, strings.NewReader(text), "iptables-restore", "-w", "--noflush")
-	f.Restores++
+	f.restores.Add(1)
 	if err != nil {
 		delete(f.known, "filter") // the kernel may hold anything now
 		return true, fmt.Errorf("restore of table filter failed: %w%s", err, failedLine(text, runner.Output(err)))

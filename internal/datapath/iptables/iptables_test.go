@@ -74,15 +74,15 @@ func TestApplyMatchesPlanAndIsIdempotent(t *testing.T) {
 		}
 	}
 	before := save(t, ns)
-	n := fw.Restores
+	n := fw.Restores()
 	if err := fw.Apply(ctx, p.Firewall, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := fw.Apply(ctx, p.Firewall, true); err != nil {
 		t.Fatal(err)
 	}
-	if fw.Restores != n {
-		t.Errorf("re-applying the same plan ran iptables-restore %d more times", fw.Restores-n)
+	if fw.Restores() != n {
+		t.Errorf("re-applying the same plan ran iptables-restore %d more times", fw.Restores()-n)
 	}
 	// A restarted agent reads the kernel and changes nothing.
 	fresh := iptables.New()
@@ -90,8 +90,8 @@ func TestApplyMatchesPlanAndIsIdempotent(t *testing.T) {
 	if err := fresh.Apply(ctx, p.Firewall, false); err != nil {
 		t.Fatal(err)
 	}
-	if fresh.Restores != 0 {
-		t.Errorf("a new applier over an applied kernel ran iptables-restore %d times", fresh.Restores)
+	if fresh.Restores() != 0 {
+		t.Errorf("a new applier over an applied kernel ran iptables-restore %d times", fresh.Restores())
 	}
 	if after := save(t, ns); after != before {
 		t.Errorf("iptables-save changed:\n%s\n---\n%s", before, after)

@@ -76,7 +76,7 @@ func TestEveryRuleKindReadsBackEqual(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := save(t, ns)
-	n := fw.Restores
+	n := fw.Restores()
 	if err := fw.Apply(ctx, want, true); err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +85,9 @@ func TestEveryRuleKindReadsBackEqual(t *testing.T) {
 	if err := fresh.Apply(ctx, want, false); err != nil {
 		t.Fatal(err)
 	}
-	if fw.Restores != n || fresh.Restores != 0 {
+	if fw.Restores() != n || fresh.Restores() != 0 {
 		t.Errorf("full resync ran iptables-restore %d times, a fresh applier %d: some rule reads back differently from its Spec",
-			fw.Restores-n, fresh.Restores)
+			fw.Restores()-n, fresh.Restores())
 		for _, table := range []string{"filter", "nat"} {
 			t.Logf("%s kernel:\n%v\nplanned:\n%v", table, listing(t, ns, table), want.Table(table).Listing())
 		}

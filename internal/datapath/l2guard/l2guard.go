@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -38,8 +39,8 @@ type Guard struct {
 
 	mu    sync.Mutex
 	known *kernelGuard // nil: read the kernel
-	// Transactions counts netlink batches sent (tests and benchmarks).
-	Transactions int
+	// transactions counts netlink batches sent (Transactions).
+	transactions atomic.Int64
 	// lasting is the netlink connection kept between applies.
 	lasting nfconn.Lasting
 }
@@ -118,7 +119,7 @@ func (g *Guard) apply(want plan.L2Guard, full bool) error {
 	}
 	ops := 0
 	if !g.known.table {
-		createTable(c)
+		g.createTable(c)
 		ops++
 	}
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
@@ -217,11 +218,16 @@ func concat(fields ...[]byte) []byte {
 	return b
 }
 
+// Transactions is how many netlink batches this guard sent, failed ones
+// included (tests and benchmarks prove with it that an unchanged plan
+// writes nothing). Safe to call from any goroutine, during an Apply too.
+func (g *Guard) Transactions() int64 { return g.transactions.Load() }
+
 // flush sends the batch. On an error the kernel may still have committed
 // it (ENOBUFS after a large batch): the next sync re-reads instead of
 // trusting either outcome.
 func (g *Guard) flush(c *nftables.Conn) error {
-	g.Transactions++
+	g.transactions.Add(1)
 	if err := c.Flush(); err != nil {
 		g.known = nil
 		return fmt.Errorf("netlink transaction: %w", err)
@@ -231,13 +237,13 @@ func (g *Guard) flush(c *nftables.Conn) error {
 
 // createTable adds the table, its sets and the base chain's drops to the
 // pending batch (plan.GuardRules, in that order).
-func createTable(c *nftables.Conn) {
+func (g *Guard) createTable(c *nftables.Conn) {
 	c.AddTable(table)
 	types := &nftables.Set{Table: table, Name: plan.GuardEthertypes, KeyType: nftables.TypeEtherType, Constant: true}
-	_ = c.AddSet(types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
+	_ = g.lasting.AddSet(c, types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
 	for _, s := range []*nftables.Set{ports, macs, ips} {
-		_ = c.AddSet(s, nil)
+		_ = g.lasting.AddSet(c, s, nil)
 	}
 	prio := nftables.ChainPriority(-300)
 	base := c.AddChain(&nftables.Chain{Name: plan.GuardBaseChain, Table: table, Type: nftables.ChainTypeFilter,

@@ -58,7 +58,7 @@ func TestGuardIsProgrammedAndResyncsByName(t *testing.T) {
 	}
 
 	// Nothing changed: no transaction, from this applier or a fresh one.
-	n := g.Transactions
+	n := g.Transactions()
 	if err := g.Apply(want, true); err != nil {
 		t.Fatal(err)
 	}
@@ -66,20 +66,20 @@ func TestGuardIsProgrammedAndResyncsByName(t *testing.T) {
 	if err := fresh.Apply(want, true); err != nil {
 		t.Fatal(err)
 	}
-	if g.Transactions != n || fresh.Transactions != 0 {
-		t.Errorf("a resync with nothing changed sent %d+%d transactions", g.Transactions-n, fresh.Transactions)
+	if g.Transactions() != n || fresh.Transactions() != 0 {
+		t.Errorf("a resync with nothing changed sent %d+%d transactions", g.Transactions()-n, fresh.Transactions())
 	}
 
 	// p1 gets a new address, p2 goes, p3 comes: one transaction.
 	p1b := port("tapaaa", p1.MAC, "10.0.0.9")
 	p3 := port("tapccc", [6]byte{0xfa, 0x16, 0x3e, 0, 0, 3}, "10.0.0.4")
 	want = plan.L2Guard{Ports: []plan.GuardPort{p1b, p3}}
-	n = g.Transactions
+	n = g.Transactions()
 	if err := g.Apply(want, false); err != nil {
 		t.Fatal(err)
 	}
-	if g.Transactions != n+1 {
-		t.Errorf("a change sent %d transactions, want 1", g.Transactions-n)
+	if g.Transactions() != n+1 {
+		t.Errorf("a change sent %d transactions, want 1", g.Transactions()-n)
 	}
 	out = nettest.Run(t, ns, "nft", "list", "table", "bridge", plan.GuardTable)
 	if strings.Contains(out, "tapbbb") || strings.Contains(out, "10.0.0.2") || !strings.Contains(out, `"tapaaa" . 10.0.0.9`) || !strings.Contains(out, `"tapccc" . fa:16:3e:00:00:03`) {

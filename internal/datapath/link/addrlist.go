@@ -3,7 +3,6 @@ package link
 import (
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -17,12 +16,13 @@ import (
 // BenchmarkAssociateFloatingIP). addrList asks the kernel to filter by
 // interface instead (a strict-checked dump, Linux 4.20 and later).
 
-// strictSockets holds one strict-checking route socket per Links.
-var strictSockets sync.Map // *Links -> *nl.SocketHandle
-
+// strictSocket returns the applier's strict-checking route socket, made
+// on first use and kept as long as the applier.
 func (l *Links) strictSocket() (*nl.SocketHandle, error) {
-	if s, ok := strictSockets.Load(l); ok {
-		return s.(*nl.SocketHandle), nil
+	l.strictMu.Lock()
+	defer l.strictMu.Unlock()
+	if l.strict != nil {
+		return l.strict, nil
 	}
 	ns := netns.None()
 	if l.ns != nil {
@@ -36,11 +36,8 @@ func (l *Links) strictSocket() (*nl.SocketHandle, error) {
 		sock.Close()
 		return nil, err
 	}
-	s, loaded := strictSockets.LoadOrStore(l, &nl.SocketHandle{Socket: sock})
-	if loaded {
-		sock.Close()
-	}
-	return s.(*nl.SocketHandle), nil
+	l.strict = &nl.SocketHandle{Socket: sock}
+	return l.strict, nil
 }
 
 // addrList returns link's IPv4 addresses with the fields the applier uses

@@ -39,20 +39,20 @@ func TestDriftIsWatchedAndRepaired(t *testing.T) {
 	if got := l.TakeChanges(); len(got) == 0 {
 		t.Error("no change descriptions after the first apply")
 	}
-	n := l.Changes
+	n := l.Changes()
 	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, true); err != nil {
 		t.Fatal(err)
 	}
-	if l.Changes != n {
-		t.Fatalf("a second full apply made %d changes: %v", l.Changes-n, l.TakeChanges())
+	if l.Changes() != n {
+		t.Fatalf("a second full apply made %d changes: %v", l.Changes()-n, l.TakeChanges())
 	}
 	// A second applier (a restarted agent) adopts the pinned bridge.
 	l2, err := link.NewInNamespace(ns, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l2.ApplyBridges(ctx, []plan.Bridge{br}, true); err != nil || l2.Changes != 0 {
-		t.Fatalf("restarted applier: %d changes %v, err %v", l2.Changes, l2.TakeChanges(), err)
+	if err := l2.ApplyBridges(ctx, []plan.Bridge{br}, true); err != nil || l2.Changes() != 0 {
+		t.Fatalf("restarted applier: %d changes %v, err %v", l2.Changes(), l2.TakeChanges(), err)
 	}
 
 	wctx, cancel := context.WithCancel(ctx)

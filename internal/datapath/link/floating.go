@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,8 +57,9 @@ type Floating struct {
 	read bool
 	// hairpins are the taps seen in hairpin mode (a full apply re-checks).
 	hairpins map[string]bool
-	// Changes counts kernel changes; Announced counts gratuitous ARPs sent.
-	Changes, Announced int
+	// changeCount and announced count kernel changes and gratuitous ARPs
+	// sent (Changes, Announcements).
+	changeCount, announced atomic.Int64
 }
 
 // NewFloating returns an applier for the current network namespace.
@@ -144,7 +146,7 @@ func (f *Floating) Apply(ctx context.Context, floats []plan.FloatingAddr, full b
 			continue
 		}
 		f.held[w] = true
-		f.Changes++
+		f.changeCount.Add(1)
 		f.log.Info("added floating address", "interface", w.Interface, "address", w.Address)
 		f.announce(ctx, w)
 	}
@@ -157,7 +159,7 @@ func (f *Floating) Apply(ctx context.Context, floats []plan.FloatingAddr, full b
 			continue
 		}
 		delete(f.held, h)
-		f.Changes++
+		f.changeCount.Add(1)
 		f.log.Info("removed floating address", "interface", h.Interface, "address", h.Address)
 	}
 	return errors.Join(errs...)
@@ -189,17 +191,20 @@ func (f *Floating) hairpin(dev string) error {
 		return fmt.Errorf("hairpin mode on %s: %w", dev, err)
 	}
 	f.hairpins[dev] = true
-	f.Changes++
+	f.changeCount.Add(1)
 	f.log.Info("hairpin mode on", "device", dev)
 	return nil
 }
 
-// Announcements is how many gratuitous ARPs were sent.
-func (f *Floating) Announcements() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.Announced
-}
+// Announcements is how many gratuitous ARPs were sent. Safe to call from
+// any goroutine: the announcements after the first are sent in the
+// background.
+func (f *Floating) Announcements() int64 { return f.announced.Load() }
+
+// Changes is how many kernel changes this applier made (tests prove with
+// it that a second identical apply makes none). Safe to call from any
+// goroutine, during an Apply too.
+func (f *Floating) Changes() int64 { return f.changeCount.Load() }
 
 // Held lists the addresses the applier holds, sorted (tests, status).
 func (f *Floating) Held() []plan.InterfaceAddr {
@@ -402,7 +407,7 @@ func (f *Floating) sendGARP(w plan.InterfaceAddr) error {
 	if err := unix.Sendto(f.packetFD, frame, 0, to); err != nil {
 		return fmt.Errorf("send on %s: %w", w.Interface, err)
 	}
-	f.Announced++
+	f.announced.Add(1)
 	return nil
 }
 

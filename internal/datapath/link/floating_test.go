@@ -44,9 +44,9 @@ func TestFloatingAddressesOwnOnly(t *testing.T) {
 			t.Errorf("eth0 lacks %s:\n%s", w, out)
 		}
 	}
-	n := f.Changes
-	if err := f.Apply(ctx, want, false); err != nil || f.Changes != n {
-		t.Errorf("second apply: err %v, %d changes", err, f.Changes-n)
+	n := f.Changes()
+	if err := f.Apply(ctx, want, false); err != nil || f.Changes() != n {
+		t.Errorf("second apply: err %v, %d changes", err, f.Changes()-n)
 	}
 
 	// A restarted applier finds its addresses by their tag.

@@ -16,8 +16,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -54,11 +56,14 @@ type Links struct {
 	// namespace; sysctls applies the plan's sysctls through it.
 	proc    sysctl.Proc
 	sysctls *sysctl.Applier
-	// Changes counts kernel changes made (tests: a second identical
-	// apply must make none).
-	Changes int
+	// changeCount counts kernel changes made (Changes).
+	changeCount atomic.Int64
 	// indexes remembers bridge indexes for NeighbourMAC (device -> int).
 	indexes sync.Map
+	// strict is the strict-checking route socket addrList dumps one
+	// interface's addresses through (addrlist.go); nil until first used.
+	strictMu sync.Mutex
+	strict   *nl.SocketHandle
 	// changes describes them (what differed, what was done) until
 	// TakeChanges.
 	changes []string
@@ -71,11 +76,16 @@ type pinnedMAC struct {
 
 // changed counts one kernel change and records its description.
 func (l *Links) changed(format string, args ...any) {
-	l.Changes++
+	l.changeCount.Add(1)
 	if len(l.changes) < 64 {
 		l.changes = append(l.changes, fmt.Sprintf(format, args...))
 	}
 }
+
+// Changes is how many kernel changes this applier made, new VIFs plugged
+// in included (tests prove with it that a second identical apply makes
+// none). Safe to call from any goroutine, during an Apply too.
+func (l *Links) Changes() int64 { return l.changeCount.Load() }
 
 // TakeChanges returns the descriptions of the changes made since the
 // last call.
@@ -273,7 +283,6 @@ func (l *Links) moveAddresses(from, to netlink.Link) error {
 		if err := l.h.AddrReplace(to, moved); err != nil {
 			return fmt.Errorf("add %s to %s: %w", ad.IPNet, to.Attrs().Name, err)
 		}
-		l.Changes++
 		l.changed("address %s was on uplink %s: moved to %s", ad.IPNet, from.Attrs().Name, to.Attrs().Name)
 		l.log.Info("moved address to bridge", "address", ad.IPNet.String(), "from", from.Attrs().Name, "bridge", to.Attrs().Name)
 	}
@@ -458,7 +467,7 @@ func (l *Links) attach(br netlink.Link, dev string) error {
 		if l.plugged[dev] {
 			l.changed("tap %s was not in bridge %s: attached", dev, br.Attrs().Name)
 		} else {
-			l.Changes++ // a new VIF plugged in: expected, not drift
+			l.changeCount.Add(1) // a new VIF plugged in: expected, not drift
 		}
 		l.log.Info("attached tap", "bridge", br.Attrs().Name, "device", dev)
 	}
@@ -469,7 +478,7 @@ func (l *Links) attach(br netlink.Link, dev string) error {
 		if l.plugged[dev] {
 			l.changed("tap %s was down: set up", dev)
 		} else {
-			l.Changes++
+			l.changeCount.Add(1)
 		}
 	}
 	l.attached[dev] = br.Attrs().Name

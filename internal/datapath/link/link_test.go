@@ -51,12 +51,12 @@ func TestBridgeUplinkAddressesAndPorts(t *testing.T) {
 	}
 
 	// Nothing to do the second time.
-	n := l.Changes
+	n := l.Changes()
 	if err := l.ApplyBridges(ctx, []plan.Bridge{br}, false); err != nil {
 		t.Fatal(err)
 	}
-	if l.Changes != n {
-		t.Errorf("second apply made %d changes", l.Changes-n)
+	if l.Changes() != n {
+		t.Errorf("second apply made %d changes", l.Changes()-n)
 	}
 
 	// The hypervisor plugs the tap: the watcher reports it, the next
@@ -126,11 +126,11 @@ func TestSysctlsWrittenOnlyWhenDifferent(t *testing.T) {
 	if got := strings.TrimSpace(nettest.Run(t, ns, "cat", "/proc/sys/net/ipv4/ip_forward")); got != "1" {
 		t.Errorf("ip_forward = %s in the namespace", got)
 	}
-	n := l.Changes
+	n := l.Changes()
 	if err := l.ApplySysctls(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	if l.Changes != n {
+	if l.Changes() != n {
 		t.Error("unchanged sysctl rewritten")
 	}
 	// A multi-value key reads back tab-separated: still equal.
@@ -138,11 +138,11 @@ func TestSysctlsWrittenOnlyWhenDifferent(t *testing.T) {
 	if err := l.ApplySysctls(ctx, ports); err != nil {
 		t.Fatal(err)
 	}
-	n = l.Changes
+	n = l.Changes()
 	if err := l.ApplySysctls(ctx, ports); err != nil {
 		t.Fatal(err)
 	}
-	if l.Changes != n {
+	if l.Changes() != n {
 		t.Error("unchanged multi-value sysctl rewritten")
 	}
 	if err := l.ApplySysctls(ctx, []plan.Sysctl{{Key: "net.ipv4.no_such_key", Value: "1"}}); err == nil {
@@ -202,8 +202,8 @@ func TestRestartedApplierChangesNothingAndRemovesOnlyItsOwnAddresses(t *testing.
 	if err := second.ApplyBridges(ctx, []plan.Bridge{br}, true); err != nil {
 		t.Fatal(err)
 	}
-	if second.Changes != 0 {
-		t.Errorf("a restarted applier made %d changes", second.Changes)
+	if second.Changes() != 0 {
+		t.Errorf("a restarted applier made %d changes", second.Changes())
 	}
 	if after := state(); after != before {
 		t.Errorf("links changed:\n%s\n---\n%s", before, after)

@@ -13,6 +13,25 @@ import (
 // concurrent use: each applier serialises its own transactions.
 type Lasting struct {
 	c *nftables.Conn
+	// setID numbers the sets this applier's batches create (AddSet).
+	setID uint32
+}
+
+// AddSet adds s to c's pending batch, numbering it first when it has no
+// ID. google/nftables numbers a set without one from a package counter
+// that no lock guards, so two appliers building batches at once (several
+// agents in one process, as tests run them) race on it. The ID only has
+// to be unique within one batch: the kernel resolves it among the
+// batch's own new sets.
+func (l *Lasting) AddSet(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+	if s.ID == 0 {
+		l.setID++
+		if l.setID == 0 { // wrapped: 0 means "none"
+			l.setID++
+		}
+		s.ID = l.setID
+	}
+	return c.AddSet(s, elems)
 }
 
 // Get returns the kept connection, opening it (inside the network

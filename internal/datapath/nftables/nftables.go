@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -29,8 +30,11 @@ import (
 	"novanet/internal/plan"
 )
 
-// ManagedTables are novanet's nftables tables (family ip).
-var ManagedTables = []string{plan.NFTTableName("filter"), plan.NFTTableName("nat")}
+// ManagedTables returns novanet's nftables tables (family ip), a new
+// slice each call so no caller can change what the others manage.
+func ManagedTables() []string {
+	return []string{plan.NFTTableName("filter"), plan.NFTTableName("nat")}
+}
 
 // batchElements bounds the elements of one netlink message, so a large
 // first sync stays within message limits.
@@ -45,8 +49,8 @@ type Firewall struct {
 
 	mu    sync.Mutex
 	known map[string]*kernelTable // nil: read the kernel
-	// Transactions counts netlink batches sent (tests and benchmarks).
-	Transactions int
+	// transactions counts netlink batches sent (Transactions).
+	transactions atomic.Int64
 	changes      []string
 	// lasting is the netlink connection kept between syncs (opening one
 	// in another namespace costs more than a small transaction).
@@ -147,7 +151,7 @@ func (f *Firewall) Apply(_ context.Context, fw plan.Firewall, full bool) error {
 		}
 	}
 	var errs []string
-	for _, name := range ManagedTables {
+	for _, name := range ManagedTables() {
 		w, ok := want[name]
 		if c, err = f.conn(); err != nil {
 			errs = append(errs, err.Error())
@@ -194,7 +198,7 @@ func (f *Firewall) applyTable(c *nftables.Conn, name string, w wantTable, wanted
 		sets[s.Name] = set
 		have, ok := cur.sets[s.Name]
 		if !ok {
-			if err := c.AddSet(set, nil); err != nil {
+			if err := f.lasting.AddSet(c, set, nil); err != nil {
 				return fmt.Errorf("set %s: %w", s.Name, err)
 			}
 			newSets = append(newSets, s.Name)
@@ -312,12 +316,18 @@ func (f *Firewall) note(s string) {
 	}
 }
 
+// Transactions is how many netlink batches this applier sent, failed
+// ones included: the agent's firewall writes metric under the nftables
+// driver, also how tests and benchmarks prove an unchanged plan writes
+// nothing. Safe to call from any goroutine, during an Apply too.
+func (f *Firewall) Transactions() int64 { return f.transactions.Load() }
+
 // commit sends the batch. On an error the kernel may still have
 // committed it (ENOBUFS on the acknowledgements of a large batch): the
 // kernel is read again and only a table that differs from want is an
 // error.
 func (f *Firewall) commit(c *nftables.Conn, table string, want *kernelTable) error {
-	f.Transactions++
+	f.transactions.Add(1)
 	err := c.Flush()
 	if err == nil {
 		f.setKnown(table, want)
@@ -457,7 +467,7 @@ func (f *Firewall) readOnce(c *nftables.Conn) (map[string]*kernelTable, error) {
 	}
 	var chains []*nftables.Chain
 	for _, t := range tables {
-		if !slices.Contains(ManagedTables, t.Name) {
+		if !slices.Contains(ManagedTables(), t.Name) {
 			continue
 		}
 		if chains == nil {

@@ -108,7 +108,7 @@ func TestApplyReapplyAndTeardown(t *testing.T) {
 
 	// Nothing changed: no transaction, from this applier or a fresh one
 	// reading the kernel.
-	n := f.Transactions
+	n := f.Transactions()
 	if err := f.Apply(ctx, three, true); err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +116,8 @@ func TestApplyReapplyAndTeardown(t *testing.T) {
 	if err := fresh.Apply(ctx, three, true); err != nil {
 		t.Fatal(err)
 	}
-	if f.Transactions != n || fresh.Transactions != 0 {
-		t.Errorf("re-applying the same plan sent %d and %d transactions", f.Transactions-n, fresh.Transactions)
+	if f.Transactions() != n || fresh.Transactions() != 0 {
+		t.Errorf("re-applying the same plan sent %d and %d transactions", f.Transactions()-n, fresh.Transactions())
 	}
 	if got := list(t, ns); got != out {
 		t.Errorf("re-applying changed the ruleset:\n%s", got)
@@ -126,12 +126,12 @@ func TestApplyReapplyAndTeardown(t *testing.T) {
 	// One more like instance is two set elements, nothing else.
 	four := firewall(t, state(4))
 	f.TakeChanges()
-	n = f.Transactions
+	n = f.Transactions()
 	if err := f.Apply(ctx, four, false); err != nil {
 		t.Fatal(err)
 	}
-	if f.Transactions != n+1 {
-		t.Errorf("adding an instance sent %d transactions, want 1", f.Transactions-n)
+	if f.Transactions() != n+1 {
+		t.Errorf("adding an instance sent %d transactions, want 1", f.Transactions()-n)
 	}
 	ch := f.TakeChanges()
 	if len(ch) != 1 || !strings.Contains(ch[0], "elements changed") || strings.Contains(ch[0], "chains") {
