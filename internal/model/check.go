@@ -150,14 +150,6 @@ func ParseRange(field, s string, minBits int) (netip.Prefix, error) {
 	return p, nil
 }
 
-// LastAddr is the highest address of an IPv4 prefix (its broadcast).
-func LastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= ^uint32(0) >> p.Bits()
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 // ParseFloatingRange returns the first and last address of a floating
 // range given as a CIDR (every host address; in a /31 or /32 every
 // address) or as one address, refusing unroutable addresses.
