@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sort"
 	"time"
@@ -387,7 +388,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			}
 			return tx.SetFixedIPLeased(ctx, f.ID, false)
 		default:
-			return model.Errorf(model.ErrInvalid, "unknown lease action %q: use add, old or del", ev.Action)
+			// ev.Check admits only the cases above: a new action
+			// needs its handling here.
+			return fmt.Errorf("lease action %q passed the check but has no handling in RecordLease", ev.Action)
 		}
 	})
 }

@@ -30,10 +30,21 @@ const (
 	MaxAddressesPerRequest = 1 << 18
 	// MaxNetworkSize is the largest network (a /16).
 	MaxNetworkSize = 65536
-	// MTU bounds: IPv4's minimum datagram a host must accept, and the
-	// largest jumbo frame common NICs carry.
+	// MTU bounds: IPv4's minimum datagram a host must accept (RFC 791),
+	// and 9216, the largest frame common data-centre switches and NICs
+	// carry. Linux bridges take up to 65535, but a bridge MTU above what
+	// its uplink and the switches carry drops every large packet
+	// silently, and dnsmasq hands the same MTU to every guest.
 	MinMTU, MaxMTU = 576, 9216
 )
+
+// CheckMTU checks a network's MTU (0, unset, is the caller's to allow).
+func CheckMTU(field string, mtu int) error {
+	if mtu < MinMTU || mtu > MaxMTU {
+		return invalidf("%s %d is outside %d-%d: give a value in that range (1500 for plain Ethernet, 9000 for jumbo frames), or leave it unset for the interfaces' own", field, mtu, MinMTU, MaxMTU)
+	}
+	return nil
+}
 
 func invalidf(format string, args ...any) error { return Errorf(ErrInvalid, format, args...) }
 
@@ -182,6 +193,25 @@ func ParseMAC(field, s string) (string, error) {
 		return "", invalidf("%s %q is malformed: use six colon-separated hex pairs like fa:16:3e:00:00:01", field, s)
 	}
 	return hw.String(), nil
+}
+
+// ParseUnicastMAC is ParseMAC for the MAC of one interface (a VIF, a
+// DHCP client): a group (multicast or broadcast) or all-zero address
+// can be no interface's, and would reach dnsmasq's hosts and the L2
+// guard's sets as if it were.
+func ParseUnicastMAC(field, s string) (string, error) {
+	mac, err := ParseMAC(field, s)
+	if err != nil {
+		return "", err
+	}
+	hw, _ := net.ParseMAC(mac)
+	switch {
+	case hw[0]&1 != 0:
+		return "", invalidf("%s %s is a multicast or broadcast address (the low bit of its first byte is set): give the interface's unicast MAC, such as fa:16:3e:00:00:01", field, mac)
+	case mac == "00:00:00:00:00:00":
+		return "", invalidf("%s %s is all zeros: give the interface's unicast MAC, such as fa:16:3e:00:00:01", field, mac)
+	}
+	return mac, nil
 }
 
 // ParseAddr4 parses an IPv4 address.
