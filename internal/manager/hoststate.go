@@ -427,6 +427,12 @@ func checkLeaseReporter(ctx context.Context, tx *store.Tx, f model.FixedIP, repo
 // Leases returns what host's dnsmasq on bridge should believe it leased:
 // the allocated or leased addresses it serves, for `dhcpbridge init`.
 func (m *Manager) Leases(ctx context.Context, host, bridge string) ([]model.Lease, error) {
+	if err := model.CheckHostName("host", host); err != nil {
+		return nil, err
+	}
+	if err := model.CheckIfName("bridge", bridge); err != nil {
+		return nil, err
+	}
 	out := []model.Lease{}
 	err := m.view(ctx, func(tx *store.Tx) error {
 		out = out[:0]
