@@ -187,3 +187,15 @@ func TestNetworkCreateMTU(t *testing.T) {
 		judge(t, []checkCase{{"mtu " + strconv.Itoa(mtu), err, want}})
 	}
 }
+
+func TestTextLimits(t *testing.T) {
+	judge(t, []checkCase{
+		{"password at nova's limit", CheckText("password", strings.Repeat("p", MaxPasswordBytes), MaxPasswordBytes), ""},
+		{"password over", CheckText("password", strings.Repeat("p", MaxPasswordBytes+1), MaxPasswordBytes), "password is 1021 bytes long: at most 1020 are allowed"},
+		{"password with NUL", CheckText("password", "a\x00b", MaxPasswordBytes), "password contains a NUL character at byte 1: remove it"},
+		{"password not UTF-8", CheckText("password", "\xff", MaxPasswordBytes), "password is not valid UTF-8"},
+		{"agent version", CheckName("agent version", "0.4.1 (3a2b3b6, 2026-12-02)", MaxAgentVersionBytes), ""},
+		{"agent version too long", CheckName("agent version", strings.Repeat("v", 101), MaxAgentVersionBytes), "agent version is 101 bytes long: at most 100"},
+		{"agent version with newline", CheckName("agent version", "0.4\nx", MaxAgentVersionBytes), "contains the control character U+000A"},
+	})
+}

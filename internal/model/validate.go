@@ -16,12 +16,16 @@ import (
 // nova's: String(255) columns for names, labels and descriptions,
 // MAX_USERDATA_SIZE for user data, Text for key data.
 const (
-	MaxNameBytes     = 255   // labels, group names and descriptions, pools, key names, project ids
-	MaxUserDataBytes = 65535 // nova's MAX_USERDATA_SIZE
-	MaxKeyDataBytes  = 65535 // nova's key_pairs.public_key (Text)
-	MaxHostnameBytes = 63    // one DNS label
-	MaxHostBytes     = 253   // a DNS name
-	MaxIfNameBytes   = 15    // IFNAMSIZ - 1
+	MaxNameBytes     = 255     // labels, group names and descriptions, pools, key names, project ids
+	MaxUserDataBytes = 65535   // nova's MAX_USERDATA_SIZE
+	MaxKeyDataBytes  = 65535   // nova's key_pairs.public_key (Text)
+	MaxHostnameBytes = 63      // one DNS label
+	MaxHostBytes     = 253     // a DNS name
+	MaxIfNameBytes   = 15      // IFNAMSIZ - 1
+	MaxPasswordBytes = 4 * 255 // nova's: four system_metadata chunks of 255
+	// MaxAgentVersionBytes bounds the version an agent reports (a
+	// version string, with a commit and a date at most).
+	MaxAgentVersionBytes = 100
 	// MaxNetworksPerRequest bounds num_networks, checked before any
 	// subnet is carved.
 	MaxNetworksPerRequest = 256
