@@ -119,10 +119,10 @@ func (s *networkSpec) bridgeAndVLAN(flatNetworkBridge string) error {
 		return nil
 	}
 	if vlan == 0 {
-		return model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (1..4094)")
+		return model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (%d..%d)", model.MinVLAN, model.MaxVLAN)
 	}
-	if vlan < 1 || vlan+num-1 > 4094 {
-		return model.Errorf(model.ErrInvalid, "vlan %d..%d is outside 1..4094: choose a lower vlan or fewer networks", vlan, vlan+num-1)
+	if vlan < model.MinVLAN || vlan+num-1 > model.MaxVLAN {
+		return model.Errorf(model.ErrInvalid, "vlan %d..%d is outside %d..%d: choose a lower vlan or fewer networks", vlan, vlan+num-1, model.MinVLAN, model.MaxVLAN)
 	}
 	if s.bridge != "" && num > 1 {
 		return model.Errorf(model.ErrInvalid, "one bridge %q for %d vlan networks: leave bridge empty to get br<vlan> per network", s.bridge, num)

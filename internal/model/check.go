@@ -95,8 +95,8 @@ func (r NetworkCreateRequest) Check() (netip.Prefix, error) {
 			return rng, invalidf("num_networks %d * network_size %d is %d addresses: one request creates at most %d; use fewer or smaller networks per request", n, r.NetworkSize, n*r.NetworkSize, MaxAddressesPerRequest)
 		}
 	}
-	if r.VLAN > 4094 {
-		return rng, invalidf("vlan %d is outside 1..4094", r.VLAN)
+	if r.VLAN > MaxVLAN {
+		return rng, invalidf("vlan %d is outside %d..%d: give a vlan id in that range", r.VLAN, MinVLAN, MaxVLAN)
 	}
 	if r.MTU != 0 {
 		if err := CheckMTU("mtu", r.MTU); err != nil {

@@ -199,3 +199,16 @@ func TestTextLimits(t *testing.T) {
 		{"agent version with newline", CheckName("agent version", "0.4\nx", MaxAgentVersionBytes), "contains the control character U+000A"},
 	})
 }
+
+func TestNetworkCreateVLAN(t *testing.T) {
+	base := NetworkCreateRequest{Label: "x", FixedRangeV4: "10.0.0.0/24", Kind: KindVLAN}
+	for vlan, want := range map[int]string{
+		0: "", 1: "", 100: "", 4094: "",
+		4095: "vlan 4095 is outside 1..4094: give a vlan id in that range", -1: "none may be negative",
+	} {
+		r := base
+		r.VLAN = vlan
+		_, err := r.Check()
+		judge(t, []checkCase{{"vlan " + strconv.Itoa(vlan), err, want}})
+	}
+}

@@ -40,6 +40,9 @@ const (
 	// its uplink and the switches carry drops every large packet
 	// silently, and dnsmasq hands the same MTU to every guest.
 	MinMTU, MaxMTU = 576, 9216
+	// VLAN ids 802.1Q leaves usable: 0 is priority tagging, 4095
+	// reserved.
+	MinVLAN, MaxVLAN = 1, 4094
 )
 
 // CheckMTU checks a network's MTU (0, unset, is the caller's to allow).
