@@ -12,12 +12,12 @@ import (
 	"novanet/internal/model"
 )
 
-// TestOneValidation: a bad MTU, bridge name, MAC or port is refused with
-// the same words whether it reaches the manager directly, through the
-// native API or through the OpenStack API, since every layer asks the
-// model's one check. Each case names what the message must say, so a
-// check that stopped refusing, or that answered differently per layer,
-// fails.
+// TestOneValidation: a bad MTU, bridge name, MAC or port (or a boot for
+// another project) is refused with the same words whether it reaches the
+// manager directly, through the native API or through the OpenStack API,
+// since every layer asks the model's one check. Each case names what the
+// message must say, so a check that stopped refusing, or that answered
+// differently per layer, fails.
 func TestOneValidation(t *testing.T) {
 	e := newEnv(t, sqliteURL(t))
 	ctx := context.Background()
@@ -57,54 +57,65 @@ func TestOneValidation(t *testing.T) {
 		manager func() error
 		http    []request
 		want    string
+		kind    model.ErrorKind // ErrInvalid (400) when zero
 	}{
 		{"mtu too small", net(func(r *model.NetworkCreateRequest) { r.MTU = 100 }), []request{
 			{"POST", "/v1/networks", adminToken, `{"label":"x","fixed_range_v4":"10.9.0.0/24","bridge":"br9","host":"host-net","mtu":100}`},
 			{"POST", "/v2.1/os-networks", adminToken, `{"network":{"label":"x","cidr":"10.9.0.0/24","bridge":"br9","host":"host-net","mtu":"100"}}`},
-		}, "mtu 100 is outside 576-9216: give a value in that range"},
+		}, "mtu 100 is outside 576-9216: give a value in that range", 0},
 		{"mtu above the switches", net(func(r *model.NetworkCreateRequest) { r.MTU = 65535 }), []request{
 			{"POST", "/v1/networks", adminToken, `{"label":"x","fixed_range_v4":"10.9.0.0/24","bridge":"br9","host":"host-net","mtu":65535}`},
 			{"POST", "/v2.1/os-networks", adminToken, `{"network":{"label":"x","cidr":"10.9.0.0/24","bridge":"br9","host":"host-net","mtu":65535}}`},
-		}, "mtu 65535 is outside 576-9216"},
+		}, "mtu 65535 is outside 576-9216", 0},
 		{"bridge with slash", net(func(r *model.NetworkCreateRequest) { r.Bridge = "br/9" }), []request{
 			{"POST", "/v1/networks", adminToken, `{"label":"x","fixed_range_v4":"10.9.0.0/24","bridge":"br/9","host":"host-net"}`},
 			{"POST", "/v2.1/os-networks", adminToken, `{"network":{"label":"x","cidr":"10.9.0.0/24","bridge":"br/9","host":"host-net"}}`},
-		}, `bridge "br/9" may not contain '/'`},
+		}, `bridge "br/9" may not contain '/'`, 0},
 		{"bridge too long", net(func(r *model.NetworkCreateRequest) { r.Bridge = "br0123456789abcd" }), []request{
 			{"POST", "/v1/networks", adminToken, `{"label":"x","fixed_range_v4":"10.9.0.0/24","bridge":"br0123456789abcd","host":"host-net"}`},
 			{"POST", "/v2.1/os-networks", adminToken, `{"network":{"label":"x","cidr":"10.9.0.0/24","bridge":"br0123456789abcd","host":"host-net"}}`},
-		}, "at most 15 bytes"},
+		}, "at most 15 bytes", 0},
 		{"malformed MAC", lease("fa:16:3e:zz:00:01"), []request{
 			{"POST", "/v1/leases", agentAToken, `{"action":"add","mac":"fa:16:3e:zz:00:01","address":"10.0.0.5","host":"host-a"}`},
-		}, `MAC address "fa:16:3e:zz:00:01" is malformed: use six colon-separated hex pairs`},
+		}, `MAC address "fa:16:3e:zz:00:01" is malformed: use six colon-separated hex pairs`, 0},
 		{"multicast MAC", lease("01:00:5e:00:00:01"), []request{
 			{"POST", "/v1/leases", agentAToken, `{"action":"add","mac":"01:00:5e:00:00:01","address":"10.0.0.5","host":"host-a"}`},
-		}, "MAC address 01:00:5e:00:00:01 is a multicast or broadcast address"},
+		}, "MAC address 01:00:5e:00:00:01 is a multicast or broadcast address", 0},
 		{"port out of range", rule("udp", 0, 70000), []request{
 			{"POST", "/v2.1/os-security-group-rules", projToken, `{"security_group_rule":{"parent_group_id":"` + itoa(web.ID) + `","ip_protocol":"udp","from_port":0,"to_port":70000}}`},
-		}, "udp ports 0-70000 are not between 1 and 65535"},
+		}, "udp ports 0-70000 are not between 1 and 65535", 0},
 		{"inverted ports", rule("tcp", 80, 22), []request{
 			{"POST", "/v2.1/os-security-group-rules", projToken, `{"security_group_rule":{"parent_group_id":"` + itoa(web.ID) + `","ip_protocol":"tcp","from_port":80,"to_port":22}}`},
-		}, "from_port 80 is greater than to_port 22"},
+		}, "from_port 80 is greater than to_port 22", 0},
 		{"tcp without ports", rule("tcp", 0, 0), []request{
 			{"POST", "/v2.1/os-security-group-rules", projToken, `{"security_group_rule":{"parent_group_id":"` + itoa(web.ID) + `","ip_protocol":"tcp","cidr":"0.0.0.0/0"}}`},
-		}, "a tcp rule needs ports: give from_port and to_port"},
+		}, "a tcp rule needs ports: give from_port and to_port", 0},
 		{"icmp type out of range", rule("icmp", 256, -1), []request{
 			{"POST", "/v2.1/os-security-group-rules", projToken, `{"security_group_rule":{"parent_group_id":"` + itoa(web.ID) + `","ip_protocol":"icmp","from_port":256}}`},
-		}, "icmp type 256 and code -1 are not between -1 and 255"},
+		}, "icmp type 256 and code -1 are not between -1 and 255", 0},
 		{"default rule port", defaultRule("tcp", 22, 65536), []request{
 			{"POST", "/v2.1/os-security-group-default-rules", adminToken, `{"security_group_default_rule":{"ip_protocol":"tcp","from_port":22,"to_port":65536,"cidr":"0.0.0.0/0"}}`},
-		}, "tcp ports 22-65536 are not between 1 and 65535"},
+		}, "tcp ports 22-65536 are not between 1 and 65535", 0},
+		{"boot in another project", func() error {
+			_, err := e.m.BootInstance(ctx, proj, model.BootRequest{Host: "host-a", ProjectID: "proj-b"})
+			return err
+		}, []request{
+			{"POST", "/v1/instances", projToken, `{"host":"host-a","project_id":"proj-b"}`},
+		}, `project "proj-a" cannot boot in project "proj-b": leave project_id empty`, model.ErrForbidden},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			kind, wantStatus := c.kind, http.StatusForbidden
+			if kind == 0 {
+				kind, wantStatus = model.ErrInvalid, http.StatusBadRequest
+			}
 			merr := c.manager()
-			if !model.IsKind(merr, model.ErrInvalid) || !strings.Contains(merr.Error(), c.want) {
-				t.Fatalf("manager: %v; want an invalid-input error saying %q", merr, c.want)
+			if !model.IsKind(merr, kind) || !strings.Contains(merr.Error(), c.want) {
+				t.Fatalf("manager: %v; want a %v error saying %q", merr, kind, c.want)
 			}
 			for _, r := range c.http {
 				status, msg := httpError(t, e, r.method, r.path, r.token, r.body)
-				if status != http.StatusBadRequest || msg != merr.Error() {
-					t.Errorf("%s %s: %d %q; want 400 with the manager's %q", r.method, r.path, status, msg, merr.Error())
+				if status != wantStatus || msg != merr.Error() {
+					t.Errorf("%s %s: %d %q; want %d with the manager's %q", r.method, r.path, status, msg, wantStatus, merr.Error())
 				}
 			}
 		})
