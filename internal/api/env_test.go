@@ -27,6 +27,7 @@ const (
 type env struct {
 	srv   *httptest.Server
 	st    *store.Store
+	m     *manager.Manager // the server's, for calls that bypass HTTP
 	admin *client.Client
 	proj  *client.Client
 	projB *client.Client
@@ -56,7 +57,7 @@ func newEnv(t testing.TB, dbURL string) *env {
 	srv := httptest.NewServer(api.New(m, api.Options{Tokens: tokens, Logger: log}))
 	t.Cleanup(srv.Close)
 	return &env{
-		srv: srv, st: st,
+		srv: srv, st: st, m: m,
 		admin: client.New(srv.URL, adminToken),
 		proj:  client.New(srv.URL, projToken),
 		projB: client.New(srv.URL, projBToken),

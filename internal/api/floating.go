@@ -143,9 +143,6 @@ func (s *Server) allocateFloatingFor(w http.ResponseWriter, r *http.Request) err
 	if body.ProjectID == "" {
 		return invalid(`"project_id" is required: the project that receives the address`)
 	}
-	if len(body.ProjectID) > 255 {
-		return invalid("project_id is longer than 255 characters")
-	}
 	f, err := s.b.AllocateFloatingIP(r.Context(), model.Scope{ProjectID: body.ProjectID}, body.Pool)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"net/netip"
 	"novanet/internal/model"
 	"novanet/internal/wire"
 	"strings"
@@ -143,8 +142,10 @@ type ruleBody struct {
 	GroupID       flexInt `json:"group_id"`
 }
 
-// toRule checks the shape of a rule; ranges per protocol are checked here
-// too since they need no state.
+// toRule turns the JSON shape into a rule: required fields, unset ports
+// and the cidr's text. Ranges per protocol are the model's
+// (SecurityGroupRule.Normalize, called by the manager), so a rule is
+// judged the same whichever API sent it.
 func (b ruleBody) toRule(needParent bool) (model.SecurityGroupRule, error) {
 	var rule model.SecurityGroupRule
 	if needParent {
@@ -156,48 +157,26 @@ func (b ruleBody) toRule(needParent bool) (model.SecurityGroupRule, error) {
 	if b.IPProtocol != nil {
 		rule.Protocol = strings.ToLower(*b.IPProtocol)
 	}
-	switch rule.Protocol {
-	case "tcp", "udp":
-		if !b.FromPort.set || !b.ToPort.set {
-			return rule, invalid("from_port and to_port are required for %s rules", rule.Protocol)
-		}
-		if b.FromPort.v < 1 || b.FromPort.v > 65535 || b.ToPort.v < 1 || b.ToPort.v > 65535 {
-			return rule, invalid("ports must be between 1 and 65535, got %d-%d", b.FromPort.v, b.ToPort.v)
-		}
-		if b.FromPort.v > b.ToPort.v {
-			return rule, invalid("from_port %d is greater than to_port %d", b.FromPort.v, b.ToPort.v)
-		}
-	case "icmp":
+	if rule.Protocol == "icmp" {
+		// An absent type or code is any (-1); 0 is echo reply.
 		if !b.FromPort.set {
 			b.FromPort.v = -1
 		}
 		if !b.ToPort.set {
 			b.ToPort.v = -1
 		}
-		if b.FromPort.v < -1 || b.FromPort.v > 255 || b.ToPort.v < -1 || b.ToPort.v > 255 {
-			return rule, invalid("icmp type and code must be between -1 and 255, got %d and %d", b.FromPort.v, b.ToPort.v)
-		}
-	case "":
-	default:
-		return rule, invalid("ip_protocol %q is not supported; use tcp, udp or icmp", rule.Protocol)
 	}
 	rule.FromPort, rule.ToPort = int(b.FromPort.v), int(b.ToPort.v)
-	if b.CIDR != "" && b.GroupID.set {
-		return rule, invalid("give either cidr or group_id, not both")
-	}
 	if b.CIDR != "" {
-		p, err := netip.ParsePrefix(strings.TrimSpace(b.CIDR))
-		if err != nil || !p.Addr().Is4() {
-			return rule, invalid("cidr %q is not an IPv4 CIDR such as 192.0.2.0/24", b.CIDR)
-		}
-		if p.Masked() != p {
-			return rule, invalid("cidr %q has host bits set; did you mean %s?", b.CIDR, p.Masked())
+		p, err := model.ParseCIDR4("cidr", b.CIDR)
+		if err != nil {
+			return rule, err
 		}
 		rule.CIDR = p
 	}
 	if b.GroupID.set {
 		if b.GroupID.v <= 0 {
-			return rule, invalid("group_id must be a positive group id")
+			return rule, invalid("group_id must be a positive group id: give the id of the source group, or leave it out")
 		}
 		rule.SourceGroupID = b.GroupID.v
 	}

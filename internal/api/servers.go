@@ -104,11 +104,7 @@ func (s *Server) bootInstance(w http.ResponseWriter, r *http.Request) error {
 	if req.FixedAddress, err = body.FixedAddress.addr("fixed_address"); err != nil {
 		return err
 	}
-	p := principal(r)
-	if p.Role != RoleAdmin && req.ProjectID != "" && req.ProjectID != p.ProjectID {
-		return model.Errorf(model.ErrForbidden, "project token of %q cannot boot in project %q", p.ProjectID, req.ProjectID)
-	}
-	d, err := s.b.BootInstance(r.Context(), p.Scope(), req)
+	d, err := s.b.BootInstance(r.Context(), principal(r).Scope(), req)
 	if err != nil {
 		return err
 	}

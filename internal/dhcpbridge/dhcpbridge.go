@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -98,12 +97,16 @@ func Run(args []string, stdout io.Writer) error {
 		if len(args) > 3 {
 			req.Hostname = args[3]
 		}
-		if _, err := model.ParseMAC("MAC", req.MAC); err != nil {
-			return fmt.Errorf("bad MAC %q from dnsmasq", req.MAC)
-		}
-		if a, err := netip.ParseAddr(req.Address); err != nil || !a.Is4() {
+		if a, err := netip.ParseAddr(req.Address); err == nil && a.Is6() {
 			return nil // IPv6 leases: novanet tracks IPv4 fixed IPs only
 		}
+		// Judged here as the agent and the API would, so that dnsmasq's
+		// log says what is wrong without a round trip.
+		ev, err := model.ParseLeaseEvent(req.Action, req.MAC, req.Address, req.Hostname)
+		if err != nil {
+			return fmt.Errorf("dnsmasq's %s event: %w", req.Action, err)
+		}
+		req.MAC = ev.MAC
 	case "init":
 	case "tftp", "arp", "arp-add", "arp-del", "relay-snoop":
 		return nil // events novanet does not use
@@ -220,12 +223,11 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler) {
 	}
 	switch req.Action {
 	case "add", "old", "del":
-		addr, err := netip.ParseAddr(req.Address)
+		ev, err := model.ParseLeaseEvent(req.Action, req.MAC, req.Address, req.Hostname)
 		if err != nil {
-			resp.Error = fmt.Sprintf("bad address %q", req.Address)
+			resp.Error = err.Error()
 			break
 		}
-		ev := model.LeaseEvent{Action: model.LeaseAction(req.Action), MAC: strings.ToLower(req.MAC), Address: addr, Hostname: req.Hostname}
 		if err := h.HandleLease(ctx, ev); err != nil {
 			resp.Error = err.Error()
 		}

@@ -219,3 +219,34 @@ func rawCall(t *testing.T, path, line string) response {
 	}
 	return resp
 }
+
+// A bad event is refused by the script before it dials, and by the
+// agent's socket from a script that did not check, with the words the
+// API's lease endpoint uses (model.ParseLeaseEvent), and reaches no
+// handler.
+func TestBadEventsRefusedWithTheModelsWords(t *testing.T) {
+	rec := &recorder{}
+	path := startServer(t, rec)
+	for _, c := range []struct{ action, mac, addr, want string }{
+		{"add", "fa:16:3e:zz:00:01", "10.0.0.3", `MAC address "fa:16:3e:zz:00:01" is malformed`},
+		{"add", "01:00:5e:00:00:01", "10.0.0.3", "is a multicast or broadcast address"},
+		{"old", "00:00:00:00:00:00", "10.0.0.3", "is all zeros"},
+		{"del", "fa:16:3e:00:00:01", "10.0.0.300", `address "10.0.0.300" is not an IPv4 address`},
+	} {
+		_, modelErr := model.ParseLeaseEvent(c.action, c.mac, c.addr, "")
+		if modelErr == nil || !strings.Contains(modelErr.Error(), c.want) {
+			t.Fatalf("model: %v, want %q", modelErr, c.want)
+		}
+		line, _ := json.Marshal(request{Protocol: Protocol, Action: c.action, MAC: c.mac, Address: c.addr})
+		if resp := rawCall(t, path, string(line)); resp.Error != modelErr.Error() {
+			t.Errorf("socket answer to %s: %q, want the model's %q", line, resp.Error, modelErr)
+		}
+		var out, errb bytes.Buffer
+		if code := Main([]string{c.action, c.mac, c.addr}, &out, &errb); code == 0 || !strings.Contains(errb.String(), modelErr.Error()) {
+			t.Errorf("script %s %s %s: exit %d, stderr %q; want the model's %q", c.action, c.mac, c.addr, code, errb.String(), modelErr)
+		}
+	}
+	if len(rec.events) != 0 {
+		t.Errorf("refused events reached the handler: %v", rec.events)
+	}
+}

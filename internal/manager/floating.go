@@ -155,6 +155,9 @@ func (m *Manager) AllocateFloatingIP(ctx context.Context, scope model.Scope, poo
 	if scope.ProjectID == "" {
 		return model.FloatingIP{}, model.Errorf(model.ErrInvalid, "no project in the caller's scope to own the floating ip")
 	}
+	if err := model.CheckName("project_id", scope.ProjectID, model.MaxNameBytes); err != nil {
+		return model.FloatingIP{}, err
+	}
 	if pool == "" {
 		pool = m.opts.DefaultFloatingPool
 	}

@@ -39,8 +39,8 @@ func (m *Manager) ReportAgentVersion(ctx context.Context, host, version string) 
 	if err := model.CheckHostName("host", host); err != nil {
 		return err
 	}
-	if len(version) > 100 {
-		return model.Errorf(model.ErrInvalid, "agent version %q is longer than 100 characters", version[:100])
+	if err := model.CheckName("agent version", version, model.MaxAgentVersionBytes); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	same := m.agentVersions[host] == version

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sort"
 	"time"
@@ -387,7 +388,9 @@ func (m *Manager) RecordLease(ctx context.Context, ev model.LeaseEvent) error {
 			}
 			return tx.SetFixedIPLeased(ctx, f.ID, false)
 		default:
-			return model.Errorf(model.ErrInvalid, "unknown lease action %q: use add, old or del", ev.Action)
+			// ev.Check admits only the cases above: a new action
+			// needs its handling here.
+			return fmt.Errorf("lease action %q passed the check but has no handling in RecordLease", ev.Action)
 		}
 	})
 }
@@ -424,6 +427,12 @@ func checkLeaseReporter(ctx context.Context, tx *store.Tx, f model.FixedIP, repo
 // Leases returns what host's dnsmasq on bridge should believe it leased:
 // the allocated or leased addresses it serves, for `dhcpbridge init`.
 func (m *Manager) Leases(ctx context.Context, host, bridge string) ([]model.Lease, error) {
+	if err := model.CheckHostName("host", host); err != nil {
+		return nil, err
+	}
+	if err := model.CheckIfName("bridge", bridge); err != nil {
+		return nil, err
+	}
 	out := []model.Lease{}
 	err := m.view(ctx, func(tx *store.Tx) error {
 		out = out[:0]

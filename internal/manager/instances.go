@@ -45,11 +45,13 @@ func sourceGroupHosts(ctx context.Context, tx *store.Tx, groups []int64) ([]stri
 
 // BootInstance allocates networking for an instance on a host.
 func (m *Manager) BootInstance(ctx context.Context, scope model.Scope, req model.BootRequest) (model.InstanceDetail, error) {
-	if err := req.Check(); err != nil {
-		return model.InstanceDetail{}, err
-	}
+	// Whose boot it is first: a request for another project is refused
+	// as forbidden however else it is wrong.
 	project, err := bootProject(scope, req.ProjectID)
 	if err != nil {
+		return model.InstanceDetail{}, err
+	}
+	if err := req.Check(); err != nil {
 		return model.InstanceDetail{}, err
 	}
 	id, err := bootUUID(req.UUID)
@@ -96,7 +98,7 @@ func bootProject(scope model.Scope, project string) (string, error) {
 		return project, nil
 	}
 	if project != "" && project != scope.ProjectID {
-		return "", model.Errorf(model.ErrForbidden, "project %s may not boot instances for project %s", scope.ProjectID, project)
+		return "", model.Errorf(model.ErrForbidden, "project %q cannot boot in project %q: leave project_id empty to boot in your own", scope.ProjectID, project)
 	}
 	if scope.ProjectID == "" {
 		return "", model.Errorf(model.ErrForbidden, "no project in the caller's scope")

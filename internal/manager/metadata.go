@@ -134,8 +134,10 @@ func (m *Manager) MetadataByInstance(ctx context.Context, uuid string, addr neti
 // once (model.ErrConflict after), and bumps the instance's host so an
 // agent answering its metadata learns it.
 func (m *Manager) SetMetadataPassword(ctx context.Context, uuid, password string) error {
-	if len(password) > 1020 {
-		return model.Errorf(model.ErrInvalid, "password of %d bytes is too large: at most 1020", len(password))
+	// Text as every column: PostgreSQL refuses NUL and invalid UTF-8
+	// (nova's passwords are base64 anyway).
+	if err := model.CheckText("password", password, model.MaxPasswordBytes); err != nil {
+		return err
 	}
 	return m.update(ctx, func(tx *store.Tx, c *change) error {
 		inst, err := tx.Instance(ctx, uuid)

@@ -13,19 +13,6 @@ import (
 	"novanet/internal/store"
 )
 
-func u32(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func addr4(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func broadcastOf(p netip.Prefix) netip.Addr {
-	return addr4(u32(p.Masked().Addr()) | ^uint32(0)>>p.Bits())
-}
-
 // plannedNetwork is one subnet to create.
 type plannedNetwork struct {
 	net      model.Network
@@ -157,10 +144,10 @@ func (s *networkSpec) bridgeAndVLAN(flatNetworkBridge string) error {
 		return nil
 	}
 	if vlan == 0 {
-		return model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (1..4094)")
+		return model.Errorf(model.ErrInvalid, "vlan networks need a vlan id (%d..%d)", model.MinVLAN, model.MaxVLAN)
 	}
-	if vlan < 1 || vlan+num-1 > 4094 {
-		return model.Errorf(model.ErrInvalid, "vlan %d..%d is outside 1..4094: choose a lower vlan or fewer networks", vlan, vlan+num-1)
+	if vlan < model.MinVLAN || vlan+num-1 > model.MaxVLAN {
+		return model.Errorf(model.ErrInvalid, "vlan %d..%d is outside %d..%d: choose a lower vlan or fewer networks", vlan, vlan+num-1, model.MinVLAN, model.MaxVLAN)
 	}
 	if s.bridge != "" && num > 1 {
 		return model.Errorf(model.ErrInvalid, "one bridge %q for %d vlan networks: leave bridge empty to get br<vlan> per network", s.bridge, num)
@@ -203,21 +190,21 @@ func (s *networkSpec) networkHost(networkHost string) error {
 // subnet carves the i-th subnet: its prefix, gateway, reserved
 // addresses and first DHCP address.
 func (s networkSpec) subnet(i int) (plannedNetwork, error) {
-	base := u32(s.rng.Addr()) + uint32(i*s.size)
-	p := netip.PrefixFrom(addr4(base), 32-bits.TrailingZeros(uint(s.size)))
-	bc := broadcastOf(p)
+	base := model.Addr4Uint32(s.rng.Addr()) + uint32(i*s.size)
+	p := netip.PrefixFrom(model.Uint32Addr4(base), 32-bits.TrailingZeros(uint(s.size)))
+	bc := model.LastAddr(p)
 	gw := s.gateway
 	if !gw.IsValid() {
-		gw = addr4(base + 1)
+		gw = model.Uint32Addr4(base + 1)
 	}
 	if !p.Contains(gw) || gw == p.Addr() || gw == bc {
-		return plannedNetwork{}, model.Errorf(model.ErrInvalid, "gateway %s is not a host address of %s: use one between %s and %s", gw, p, addr4(base+1), addr4(u32(bc)-1))
+		return plannedNetwork{}, model.Errorf(model.ErrInvalid, "gateway %s is not a host address of %s: use one between %s and %s", gw, p, model.Uint32Addr4(base+1), model.AddrAdd(bc, -1))
 	}
 	res := map[netip.Addr]bool{p.Addr(): true, gw: true, bc: true}
 	if s.kind == model.KindVLAN {
 		vpn := gw.Next()
 		if vpn == bc {
-			vpn = addr4(base + 2)
+			vpn = model.Uint32Addr4(base + 2)
 		}
 		res[vpn] = true
 	}

@@ -95,11 +95,13 @@ func (r NetworkCreateRequest) Check() (netip.Prefix, error) {
 			return rng, invalidf("num_networks %d * network_size %d is %d addresses: one request creates at most %d; use fewer or smaller networks per request", n, r.NetworkSize, n*r.NetworkSize, MaxAddressesPerRequest)
 		}
 	}
-	if r.VLAN > 4094 {
-		return rng, invalidf("vlan %d is outside 1..4094", r.VLAN)
+	if r.VLAN > MaxVLAN {
+		return rng, invalidf("vlan %d is outside %d..%d: give a vlan id in that range", r.VLAN, MinVLAN, MaxVLAN)
 	}
-	if r.MTU != 0 && (r.MTU < MinMTU || r.MTU > MaxMTU) {
-		return rng, invalidf("mtu %d is out of range: use %d..%d or leave it unset", r.MTU, MinMTU, MaxMTU)
+	if r.MTU != 0 {
+		if err := CheckMTU("mtu", r.MTU); err != nil {
+			return rng, err
+		}
 	}
 	if r.Bridge != "" {
 		if err := CheckIfName("bridge", r.Bridge); err != nil {
@@ -127,6 +129,19 @@ func (r NetworkCreateRequest) Check() (netip.Prefix, error) {
 	return rng, CheckLabel("label", r.Label)
 }
 
+// ParseCIDR4 parses an IPv4 CIDR; host bits and size are the caller's
+// to judge (a range refuses host bits, a rule says what it meant).
+func ParseCIDR4(field, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, invalidf("%s %q is not a CIDR (not an IPv4 CIDR such as 10.0.0.0/24): give an IPv4 address, '/' and a prefix length of 0-32", field, s)
+	}
+	if !p.Addr().Is4() {
+		return netip.Prefix{}, invalidf("%s %s is not IPv4: give an IPv4 CIDR such as 10.0.0.0/24 (novanet networks are IPv4)", field, p)
+	}
+	return p, nil
+}
+
 // ParseRange parses an IPv4 CIDR with no host bits set and no larger
 // than a /minBits.
 func ParseRange(field, s string, minBits int) (netip.Prefix, error) {
@@ -134,12 +149,9 @@ func ParseRange(field, s string, minBits int) (netip.Prefix, error) {
 	if s == "" {
 		return netip.Prefix{}, invalidf("%s is required: give an IPv4 CIDR such as 10.0.0.0/24", field)
 	}
-	p, err := netip.ParsePrefix(s)
+	p, err := ParseCIDR4(field, s)
 	if err != nil {
-		return netip.Prefix{}, invalidf("%s %q is not a CIDR: give an IPv4 CIDR such as 10.0.0.0/24", field, s)
-	}
-	if !p.Addr().Is4() {
-		return netip.Prefix{}, invalidf("%s %s is not IPv4: give an IPv4 CIDR such as 10.0.0.0/24 (novanet networks are IPv4)", field, p)
+		return p, err
 	}
 	if p.Masked() != p {
 		return p, invalidf("%s %s has host bits set: use %s", field, p, p.Masked())
@@ -148,14 +160,6 @@ func ParseRange(field, s string, minBits int) (netip.Prefix, error) {
 		return p, invalidf("%s %s is larger than a /%d: use a smaller range", field, p, minBits)
 	}
 	return p, nil
-}
-
-// LastAddr is the highest address of an IPv4 prefix (its broadcast).
-func LastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= ^uint32(0) >> p.Bits()
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // ParseFloatingRange returns the first and last address of a floating
@@ -221,27 +225,50 @@ func CheckPoolName(field, p string) error {
 	return nil
 }
 
-// Check judges a lease event by itself and returns it with its MAC in
+// Check judges a lease event by itself, as the API's lease endpoint
+// receives it (the reporting host named), and returns it with its MAC in
 // lower case.
 func (ev LeaseEvent) Check() (LeaseEvent, error) {
+	ev, err := ev.checkSeen()
+	if err != nil {
+		return ev, err
+	}
+	if ev.Host == "" {
+		return ev, invalidf(`"host" is required: the agent's host that saw the lease`)
+	}
+	return ev, CheckHostName("host", ev.Host)
+}
+
+// checkSeen judges what dnsmasq reported: the action, the address, the
+// client's MAC and the hostname it asked for.
+func (ev LeaseEvent) checkSeen() (LeaseEvent, error) {
 	switch ev.Action {
 	case LeaseAdd, LeaseOld, LeaseDel:
 	default:
 		return ev, invalidf("lease action %q is unknown: use add, old or del", ev.Action)
 	}
-	if !ev.Address.Is4() {
-		return ev, invalidf("lease address must be an IPv4 address, got %q", ev.Address)
+	if !ev.Address.IsValid() {
+		return ev, invalidf(`lease "address" is required: the IPv4 address dnsmasq leased, such as 10.0.0.5`)
 	}
-	mac, err := ParseMAC("MAC address", ev.MAC)
+	if !ev.Address.Is4() {
+		return ev, invalidf("lease address %s is not an IPv4 address: novanet leases IPv4 fixed addresses only", ev.Address)
+	}
+	mac, err := ParseUnicastMAC("MAC address", ev.MAC)
 	if err != nil {
 		return ev, err
 	}
 	ev.MAC = mac
-	if ev.Host == "" {
-		return ev, invalidf(`"host" is required: the agent's host that saw the lease`)
-	}
-	if err := CheckHostName("host", ev.Host); err != nil {
-		return ev, err
-	}
 	return ev, CheckText("hostname", ev.Hostname, MaxNameBytes)
+}
+
+// ParseLeaseEvent builds a lease event from what dnsmasq hands its
+// --dhcp-script (action, MAC, address, hostname) and judges it as Check
+// does, but for the host, which the agent fills in: the script and the
+// agent's socket refuse a bad event with the API's own words.
+func ParseLeaseEvent(action, mac, address, hostname string) (LeaseEvent, error) {
+	a, err := ParseAddr4("address", address)
+	if err != nil {
+		return LeaseEvent{}, err
+	}
+	return LeaseEvent{Action: LeaseAction(action), MAC: mac, Address: a, Hostname: hostname}.checkSeen()
 }

@@ -50,16 +50,6 @@ type Network struct {
 // Netmask returns the dotted netmask of the network.
 func (n Network) Netmask() netip.Addr { return PrefixMask(n.CIDR) }
 
-// PrefixMask returns the IPv4 netmask of p as an address.
-func PrefixMask(p netip.Prefix) netip.Addr {
-	bits := p.Bits()
-	var m uint32
-	if bits > 0 {
-		m = ^uint32(0) << (32 - bits)
-	}
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
-}
-
 // FixedIP is one address row of a network (nova's fixed_ips table).
 type FixedIP struct {
 	ID        int64      `json:"id"`

@@ -24,31 +24,28 @@ func (r SecurityGroupRule) Normalize(allowSource bool) (SecurityGroupRule, error
 		if r.FromPort <= 0 && r.ToPort <= 0 {
 			return r, invalidf("a %s rule needs ports: give from_port and to_port (1..65535; the same number for one port)", r.Protocol)
 		}
-		if r.FromPort < 1 || r.FromPort > 65535 || r.ToPort < 1 || r.ToPort > 65535 {
-			return r, invalidf("%s ports %d..%d are out of range: use 1..65535", r.Protocol, r.FromPort, r.ToPort)
-		}
-		if r.FromPort > r.ToPort {
-			return r, invalidf("from_port %d is greater than to_port %d", r.FromPort, r.ToPort)
+		if err := CheckPortRange(r.Protocol, r.FromPort, r.ToPort); err != nil {
+			return r, err
 		}
 	case "icmp":
 		if r.FromPort < -1 || r.FromPort > 255 || r.ToPort < -1 || r.ToPort > 255 {
-			return r, invalidf("icmp type %d / code %d out of range: use -1..255 (-1 = any)", r.FromPort, r.ToPort)
+			return r, invalidf("icmp type %d and code %d are not between -1 and 255: give from_port (the type) and to_port (the code) in -1..255, -1 for any", r.FromPort, r.ToPort)
 		}
 		if r.FromPort == -1 && r.ToPort != -1 {
 			return r, invalidf("icmp code %d needs a type: give from_port (the type) too", r.ToPort)
 		}
 	default:
-		return r, invalidf("protocol %q is not supported: use tcp, udp, icmp or leave it empty for any", r.Protocol)
+		return r, invalidf("ip_protocol %q is not supported: use tcp, udp, icmp or leave it empty for any", r.Protocol)
 	}
 	if r.CIDR.IsValid() && r.SourceGroupID != 0 {
-		return r, invalidf("a rule has either a cidr or a source group, not both")
+		return r, invalidf("a rule has either a cidr or a source group, not both: give cidr or group_id")
 	}
 	if r.SourceGroupID != 0 && !allowSource {
 		return r, invalidf("default rules cannot name a source group: give a cidr")
 	}
 	if r.CIDR.IsValid() {
 		if !r.CIDR.Addr().Is4() {
-			return r, invalidf("cidr %s is not IPv4", r.CIDR)
+			return r, invalidf("cidr %s is not IPv4: give an IPv4 CIDR such as 192.0.2.0/24", r.CIDR)
 		}
 		if r.CIDR.Masked() != r.CIDR {
 			return r, invalidf("cidr %s has host bits set: use %s", r.CIDR, r.CIDR.Masked())
@@ -57,4 +54,28 @@ func (r SecurityGroupRule) Normalize(allowSource bool) (SecurityGroupRule, error
 		r.CIDR = netip.MustParsePrefix("0.0.0.0/0")
 	}
 	return r, nil
+}
+
+// Port bounds for TCP and UDP: 0 is no port a rule or a listener can
+// name.
+const MinPort, MaxPort = 1, 65535
+
+// CheckPort checks one TCP or UDP port.
+func CheckPort(field string, port int) error {
+	if port < MinPort || port > MaxPort {
+		return invalidf("%s %d is not between %d and %d: give a port in that range", field, port, MinPort, MaxPort)
+	}
+	return nil
+}
+
+// CheckPortRange checks a TCP or UDP port range from..to (one port when
+// from == to); proto names it in the message.
+func CheckPortRange(proto string, from, to int) error {
+	if from < MinPort || from > MaxPort || to < MinPort || to > MaxPort {
+		return invalidf("%s ports %d-%d are not between %d and %d: give from_port and to_port in that range (the same number for one port)", proto, from, to, MinPort, MaxPort)
+	}
+	if from > to {
+		return invalidf("from_port %d is greater than to_port %d: give the lower port as from_port", from, to)
+	}
+	return nil
 }

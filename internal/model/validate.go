@@ -16,12 +16,16 @@ import (
 // nova's: String(255) columns for names, labels and descriptions,
 // MAX_USERDATA_SIZE for user data, Text for key data.
 const (
-	MaxNameBytes     = 255   // labels, group names and descriptions, pools, key names, project ids
-	MaxUserDataBytes = 65535 // nova's MAX_USERDATA_SIZE
-	MaxKeyDataBytes  = 65535 // nova's key_pairs.public_key (Text)
-	MaxHostnameBytes = 63    // one DNS label
-	MaxHostBytes     = 253   // a DNS name
-	MaxIfNameBytes   = 15    // IFNAMSIZ - 1
+	MaxNameBytes     = 255     // labels, group names and descriptions, pools, key names, project ids
+	MaxUserDataBytes = 65535   // nova's MAX_USERDATA_SIZE
+	MaxKeyDataBytes  = 65535   // nova's key_pairs.public_key (Text)
+	MaxHostnameBytes = 63      // one DNS label
+	MaxHostBytes     = 253     // a DNS name
+	MaxIfNameBytes   = 15      // IFNAMSIZ - 1
+	MaxPasswordBytes = 4 * 255 // nova's: four system_metadata chunks of 255
+	// MaxAgentVersionBytes bounds the version an agent reports (a
+	// version string, with a commit and a date at most).
+	MaxAgentVersionBytes = 100
 	// MaxNetworksPerRequest bounds num_networks, checked before any
 	// subnet is carved.
 	MaxNetworksPerRequest = 256
@@ -30,10 +34,24 @@ const (
 	MaxAddressesPerRequest = 1 << 18
 	// MaxNetworkSize is the largest network (a /16).
 	MaxNetworkSize = 65536
-	// MTU bounds: IPv4's minimum datagram a host must accept, and the
-	// largest jumbo frame common NICs carry.
+	// MTU bounds: IPv4's minimum datagram a host must accept (RFC 791),
+	// and 9216, the largest frame common data-centre switches and NICs
+	// carry. Linux bridges take up to 65535, but a bridge MTU above what
+	// its uplink and the switches carry drops every large packet
+	// silently, and dnsmasq hands the same MTU to every guest.
 	MinMTU, MaxMTU = 576, 9216
+	// VLAN ids 802.1Q leaves usable: 0 is priority tagging, 4095
+	// reserved.
+	MinVLAN, MaxVLAN = 1, 4094
 )
+
+// CheckMTU checks a network's MTU (0, unset, is the caller's to allow).
+func CheckMTU(field string, mtu int) error {
+	if mtu < MinMTU || mtu > MaxMTU {
+		return invalidf("%s %d is outside %d-%d: give a value in that range (1500 for plain Ethernet, 9000 for jumbo frames), or leave it unset for the interfaces' own", field, mtu, MinMTU, MaxMTU)
+	}
+	return nil
+}
 
 func invalidf(format string, args ...any) error { return Errorf(ErrInvalid, format, args...) }
 
@@ -182,6 +200,25 @@ func ParseMAC(field, s string) (string, error) {
 		return "", invalidf("%s %q is malformed: use six colon-separated hex pairs like fa:16:3e:00:00:01", field, s)
 	}
 	return hw.String(), nil
+}
+
+// ParseUnicastMAC is ParseMAC for the MAC of one interface (a VIF, a
+// DHCP client): a group (multicast or broadcast) or all-zero address
+// can be no interface's, and would reach dnsmasq's hosts and the L2
+// guard's sets as if it were.
+func ParseUnicastMAC(field, s string) (string, error) {
+	mac, err := ParseMAC(field, s)
+	if err != nil {
+		return "", err
+	}
+	hw, _ := net.ParseMAC(mac)
+	switch {
+	case hw[0]&1 != 0:
+		return "", invalidf("%s %s is a multicast or broadcast address (the low bit of its first byte is set): give the interface's unicast MAC, such as fa:16:3e:00:00:01", field, mac)
+	case mac == "00:00:00:00:00:00":
+		return "", invalidf("%s %s is all zeros: give the interface's unicast MAC, such as fa:16:3e:00:00:01", field, mac)
+	}
+	return mac, nil
 }
 
 // ParseAddr4 parses an IPv4 address.
