@@ -205,8 +205,9 @@ func (l *Lab) unplug(vm VM) {
 	// Deleting the VM's end takes the tap with it at once, as a
 	// hypervisor's unplug does; the namespace itself is torn down by the
 	// kernel asynchronously once its last process has exited.
-	if nsExists(ns) {
-		_ = run("ip", "-n", ns, "link", "del", "eth0")
+	if n, err := openNS(ns); err == nil {
+		_ = n.delLink("eth0")
+		n.Close()
 	}
 	killNamespace(ns)
 	_ = os.RemoveAll(l.path("vms", vm.Name))

@@ -288,11 +288,13 @@ func (l *Lab) createNetwork(ctx context.Context, o Options, fixed netip.Prefix) 
 // waitGateway waits for the controller's agent to put the network's
 // first address on br100, which a single-host lab's VMs route through.
 func (l *Lab) waitGateway(ctx context.Context, fixed netip.Prefix) error {
-	gw := netip.PrefixFrom(fixed.Addr().Next(), fixed.Bits()).String()
-	if err := waitUntil(ctx, 10*time.Second, func() bool {
-		out, _ := In(l.hostNS("controller"), "ip", "-4", "addr", "show", "br100")
-		return strings.Contains(out, gw)
-	}); err != nil {
+	gw := netip.PrefixFrom(fixed.Addr().Next(), fixed.Bits())
+	ctl, err := openNS(l.hostNS("controller"))
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	if err := waitUntil(ctx, 10*time.Second, func() bool { return ctl.hasAddr("br100", gw) }); err != nil {
 		return fmt.Errorf("the controller agent did not put %s on br100: see %s", gw, l.path("controller", "agent.log"))
 	}
 	return nil

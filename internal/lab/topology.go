@@ -41,59 +41,44 @@ func nsExists(name string) bool {
 // namespace with the allocated MAC, and whose host end is the tap, made
 // with netlink directly in both namespaces (no process per step).
 func (l *Lab) plug(vm VM) error {
-	name := l.vmNS(vm.Name)
-	vmNS, err := newNamedNS(name)
-	if err != nil {
-		return fmt.Errorf("create namespace %s: %w", name, err)
-	}
-	defer vmNS.Close()
-	hostNS, err := netns.GetFromName(l.hostNS(vm.Host))
-	if err != nil {
-		return fmt.Errorf("host namespace of %s: %w", vm.Host, err)
-	}
-	defer hostNS.Close()
-	hv, err := netlink.NewHandleAt(vmNS)
-	if err != nil {
-		return err
-	}
-	defer hv.Close()
-	hh, err := netlink.NewHandleAt(hostNS)
-	if err != nil {
-		return err
-	}
-	defer hh.Close()
 	mac, err := net.ParseMAC(vm.MAC)
 	if err != nil {
 		return err
 	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "eth0"
-	attrs.HardwareAddr = mac
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: vm.Device, PeerNamespace: netlink.NsFd(hostNS)}
-	if err := hv.LinkAdd(veth); err != nil {
-		return fmt.Errorf("plug %s: %w", vm.Name, err)
-	}
-	for _, dev := range []string{"lo", "eth0"} {
-		lk, err := hv.LinkByName(dev)
-		if err != nil {
-			return err
-		}
-		if err := hv.LinkSetUp(lk); err != nil {
-			return err
-		}
-	}
-	tap, err := hh.LinkByName(vm.Device)
+	guest, err := createNS(l.vmNS(vm.Name))
 	if err != nil {
 		return err
 	}
-	if err := hh.LinkSetUp(tap); err != nil {
+	defer guest.Close()
+	host, err := openNS(l.hostNS(vm.Host))
+	if err != nil {
+		return fmt.Errorf("host namespace of %s: %w", vm.Host, err)
+	}
+	defer host.Close()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "eth0"
+	attrs.HardwareAddr = mac
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: vm.Device, PeerNamespace: netlink.NsFd(host.ns)}
+	if err := guest.h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("plug %s: %w", vm.Name, err)
+	}
+	for _, dev := range []string{"lo", "eth0"} {
+		if err := guest.setUp(dev); err != nil {
+			return err
+		}
+	}
+	if err := host.setUp(vm.Device); err != nil {
 		return err
 	}
-	// A hypervisor starts the guest once its VIF is plugged; here that
-	// means once the agent has put the tap on the bridge.
+	return l.waitTapBridged(vm, host)
+}
+
+// waitTapBridged waits for the agent to put the tap on the bridge: a
+// hypervisor starts the guest once its VIF is plugged.
+func (l *Lab) waitTapBridged(vm VM, host *nsLinks) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if lk, err := hh.LinkByName(vm.Device); err == nil && lk.Attrs().MasterIndex != 0 {
+		if lk, err := host.h.LinkByName(vm.Device); err == nil && lk.Attrs().MasterIndex != 0 {
 			return nil
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -144,92 +129,101 @@ func killNamespace(ns string) {
 	_ = run("ip", "netns", "del", ns)
 }
 
-// buildTopology makes the lab's namespaces and wires them: a switch
-// namespace with the mgmt and vmnet bridges, each host's eth1 and eth2 on
-// them, and the outside host on the controller's eth0.
+// buildTopology makes the lab's namespaces and wires them with netlink: a
+// switch namespace with the mgmt and vmnet bridges, each host's eth1 and
+// eth2 on them, and the outside host on the controller's eth0.
 func (l *Lab) buildTopology(o Options) error {
 	l.printf("lab %s: creating namespaces", l.Name)
-	if err := l.createNamespaces(); err != nil {
+	nss, err := l.createNamespaces()
+	defer func() {
+		for _, n := range nss {
+			n.Close()
+		}
+	}()
+	if err != nil {
 		return err
 	}
-	if err := l.createSwitch(); err != nil {
+	sw := nss[l.switchNS()]
+	if err := createSwitch(sw); err != nil {
 		return err
 	}
 	l.printf("lab %s: wiring eth1 (management 192.168.56.0/24) and eth2 (VM network) of each host", l.Name)
 	for _, h := range Hosts {
-		if err := l.wireHost(h); err != nil {
+		if err := wireHost(sw, nss[l.hostNS(h)], h); err != nil {
 			return err
 		}
 	}
 	l.printf("lab %s: outside host %s behind the controller's eth0 (%s)", l.Name, OutsideIP, publicIP)
-	if err := l.wireOutside(); err != nil {
+	ctl := nss[l.hostNS("controller")]
+	if err := wireOutside(ctl, nss[l.hostNS("outside")]); err != nil {
 		return err
 	}
 	if o.MultiHost {
-		return l.routeComputesViaController()
+		return l.routeComputesViaController(nss)
 	}
 	return nil
 }
 
-func (l *Lab) createNamespaces() error {
-	for _, ns := range l.allHostNS() {
-		if err := run("ip", "netns", "add", ns); err != nil {
-			return err
+// createNamespaces creates every host namespace with its loopback up and
+// returns them by name, the ones made so far on error too.
+func (l *Lab) createNamespaces() (map[string]*nsLinks, error) {
+	nss := map[string]*nsLinks{}
+	for _, name := range l.allHostNS() {
+		n, err := createNS(name)
+		if err != nil {
+			return nss, err
 		}
-		if _, err := In(ns, "ip", "link", "set", "lo", "up"); err != nil {
-			return err
+		nss[name] = n
+		if err := n.setUp("lo"); err != nil {
+			return nss, err
 		}
 	}
-	return nil
+	return nss, nil
 }
 
 // createSwitch makes the two L2 segments every host plugs into.
-func (l *Lab) createSwitch() error {
-	sw := l.switchNS()
+func createSwitch(sw *nsLinks) error {
 	for _, br := range []string{"mgmt", "vmnet"} {
-		if _, err := In(sw, "ip", "link", "add", br, "type", "bridge"); err != nil {
-			return err
-		}
-		if _, err := In(sw, "ip", "link", "set", br, "up"); err != nil {
+		if err := sw.addBridge(br); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// wireHost plugs host h's eth1 into mgmt and its eth2 into vmnet, and
-// gives eth1 the host's management address.
-func (l *Lab) wireHost(h string) error {
-	sw, ns, tag := l.switchNS(), l.hostNS(h), hostTag[h]
-	for _, p := range []struct{ dev, peer, br string }{{"eth1", tag + "-eth1", "mgmt"}, {"eth2", tag + "-eth2", "vmnet"}} {
-		if _, err := In(sw, "ip", "link", "add", p.peer, "type", "veth", "peer", "name", p.dev, "netns", ns); err != nil {
+// wireHost plugs host h's eth1 into mgmt and its eth2 into vmnet (switch
+// ports <tag>-eth1 and <tag>-eth2), and gives eth1 the host's management
+// address.
+func wireHost(sw, host *nsLinks, h string) error {
+	tag := hostTag[h]
+	for _, p := range []struct{ dev, port, br string }{{"eth1", tag + "-eth1", "mgmt"}, {"eth2", tag + "-eth2", "vmnet"}} {
+		if err := sw.addVeth(p.port, host, p.dev); err != nil {
 			return err
 		}
-		if _, err := In(sw, "ip", "link", "set", p.peer, "master", p.br, "up"); err != nil {
+		if err := sw.enslave(p.port, p.br); err != nil {
 			return err
 		}
-		if _, err := In(ns, "ip", "link", "set", p.dev, "up"); err != nil {
+		if err := host.setUp(p.dev); err != nil {
 			return err
 		}
 	}
-	_, err := In(ns, "ip", "addr", "add", hostIP[h]+"/24", "dev", "eth1")
-	return err
+	return host.addAddr("eth1", hostIP[h]+"/24")
 }
 
 // wireOutside joins the controller's eth0 (publicIP) and the outside
 // host's eth0 (OutsideIP) with one veth pair.
-func (l *Lab) wireOutside() error {
-	ctl, out := l.hostNS("controller"), l.hostNS("outside")
-	if _, err := In(ctl, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", out); err != nil {
+func wireOutside(ctl, out *nsLinks) error {
+	if err := ctl.addVeth("eth0", out, "eth0"); err != nil {
 		return err
 	}
-	for _, c := range [][]string{
-		{ctl, "ip", "addr", "add", publicIP + "/24", "dev", "eth0"},
-		{ctl, "ip", "link", "set", "eth0", "up"},
-		{out, "ip", "addr", "add", OutsideIP + "/24", "dev", "eth0"},
-		{out, "ip", "link", "set", "eth0", "up"},
-	} {
-		if _, err := In(c[0], c[1:]...); err != nil {
+	for _, end := range []struct {
+		n    *nsLinks
+		addr string
+	}{{ctl, publicIP}, {out, OutsideIP}} {
+		if err := end.n.addAddr("eth0", end.addr+"/24"); err != nil {
+			return err
+		}
+		if err := end.n.setUp("eth0"); err != nil {
 			return err
 		}
 	}
@@ -241,9 +235,9 @@ func (l *Lab) wireOutside() error {
 // controller, which plays the site's upstream router for the management
 // network (the lab's rule, in the lab's namespace; novanet's chains are
 // nova-* only).
-func (l *Lab) routeComputesViaController() error {
+func (l *Lab) routeComputesViaController(nss map[string]*nsLinks) error {
 	for _, h := range Hosts[1:] {
-		if _, err := In(l.hostNS(h), "ip", "route", "add", "default", "via", hostIP["controller"]); err != nil {
+		if err := nss[l.hostNS(h)].addRoute("default", hostIP["controller"], ""); err != nil {
 			return err
 		}
 	}
