@@ -54,14 +54,8 @@ func (l *Lab) setupFloating(ctx context.Context, o Options) error {
 	if _, err := l.Client().CreateFloatingRange(ctx, model.FloatingRangeRequest{IPRange: FloatingRange, Pool: FloatingPool, Interface: iface}); err != nil {
 		return fmt.Errorf("floating ip range %s: %w", FloatingRange, err)
 	}
-	routes := [][]string{{l.hostNS("outside"), "ip", "route", "add", FloatingRange, "via", publicIP}}
-	if o.MultiHost {
-		routes = append(routes, []string{l.hostNS("controller"), "ip", "route", "add", FloatingRange, "dev", "eth1"})
-	}
-	for _, r := range routes {
-		if _, err := In(r[0], r[1:]...); err != nil {
-			return err
-		}
+	if err := l.routeFloating(o); err != nil {
+		return err
 	}
 	where := "the controller's eth0"
 	if o.MultiHost {
@@ -69,6 +63,29 @@ func (l *Lab) setupFloating(ctx context.Context, o Options) error {
 	}
 	l.printf("lab %s: floating pool %s = %s, held on %s; the outside host routes it via %s", l.Name, FloatingPool, FloatingRange, where, publicIP)
 	return nil
+}
+
+// routeFloating routes the floating range from the outside host to the
+// controller's eth0, and in a multi-host lab from the controller on-link
+// to the computes, which hold the addresses on their eth1.
+func (l *Lab) routeFloating(o Options) error {
+	out, err := openNS(l.hostNS("outside"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := out.addRoute(FloatingRange, publicIP, ""); err != nil {
+		return err
+	}
+	if !o.MultiHost {
+		return nil
+	}
+	ctl, err := openNS(l.hostNS("controller"))
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	return ctl.addRoute(FloatingRange, "", "eth1")
 }
 
 // ProjectClient is an API client acting in the VMs' project.
