@@ -417,8 +417,8 @@ func setField(v reflect.Value, vals []string) error {
 
 func (c *Config) validate() error {
 	var errs []string
-	if c.MetadataPort < 1 || c.MetadataPort > 65535 {
-		errs = append(errs, fmt.Sprintf("metadata_port %d is not a TCP port (1-65535)", c.MetadataPort))
+	if model.CheckPort("metadata_port", c.MetadataPort) != nil {
+		errs = append(errs, fmt.Sprintf("metadata_port %d is not a TCP port (%d-%d)", c.MetadataPort, model.MinPort, model.MaxPort))
 	}
 	if c.MetadataListen != "" {
 		if _, err := netip.ParseAddr(c.MetadataListen); err != nil {
@@ -457,11 +457,13 @@ func (c *Config) validate() error {
 	if c.NumNetworks > model.MaxNetworksPerRequest {
 		errs = append(errs, fmt.Sprintf("num_networks %d is more than %d networks per create", c.NumNetworks, model.MaxNetworksPerRequest))
 	}
-	if c.VLANStart < 1 || c.VLANStart > 4094 {
-		errs = append(errs, fmt.Sprintf("vlan_start %d is outside 1-4094", c.VLANStart))
+	if c.VLANStart < model.MinVLAN || c.VLANStart > model.MaxVLAN {
+		errs = append(errs, fmt.Sprintf("vlan_start %d is outside %d-%d", c.VLANStart, model.MinVLAN, model.MaxVLAN))
 	}
-	if len(c.FlatNetworkBridge) > 15 {
-		errs = append(errs, fmt.Sprintf("flat_network_bridge %q is longer than 15 bytes", c.FlatNetworkBridge))
+	if c.FlatNetworkBridge != "" {
+		if err := model.CheckIfName("flat_network_bridge", c.FlatNetworkBridge); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Sprintf("listen %q is not host:port: %v", c.Listen, err))

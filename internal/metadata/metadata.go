@@ -107,8 +107,9 @@ const (
 	headerSignature   = "X-Instance-Id-Signature"
 	headerForwarded   = "X-Forwarded-For"
 	maxTrackedSources = 65536
-	// maxPassword is nova's limit: four system_metadata chunks of 255.
-	maxPassword = 4 * 255
+	// maxPassword is nova's limit (four system_metadata chunks of 255),
+	// the one the manager stores.
+	maxPassword = model.MaxPasswordBytes
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

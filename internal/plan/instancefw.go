@@ -199,7 +199,8 @@ func groupRule(sr model.SecurityGroupRule) (Rule, bool) {
 	switch sr.Protocol {
 	case "":
 	case "tcp", "udp":
-		if sr.FromPort < 1 || sr.ToPort > 65535 || sr.FromPort > sr.ToPort {
+		// The store holds checked rules; one that is not is skipped.
+		if model.CheckPortRange(sr.Protocol, sr.FromPort, sr.ToPort) != nil {
 			return r, false
 		}
 		r.DstPorts = PortRange{From: uint16(sr.FromPort)}

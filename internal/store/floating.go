@@ -40,10 +40,7 @@ func scanFloating(r scanner) (Floating, error) {
 }
 
 // IPNum is an IPv4 address as a number, for range queries.
-func IPNum(a netip.Addr) int64 {
-	b := a.As4()
-	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
-}
+func IPNum(a netip.Addr) int64 { return int64(model.Addr4Uint32(a)) }
 
 // FloatingFilter selects floating IPs; zero fields match every row, and
 // the fields set must all hold.
