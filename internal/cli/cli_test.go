@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,5 +172,25 @@ func TestCLIBadInput(t *testing.T) {
 		if before != after {
 			t.Errorf("novanet %s changed the store", strings.Join(tc.args, " "))
 		}
+	}
+}
+
+// TestNetworkCreateRangeFromConfig: without --fixed_range_v4 the range is
+// the config file's fixed_range, as nova-manage read it from nova.conf.
+func TestNetworkCreateRangeFromConfig(t *testing.T) {
+	srv, _ := newServer(t)
+	conf := filepath.Join(t.TempDir(), "novanet.conf")
+	if err := os.WriteFile(conf, []byte("[DEFAULT]\nfixed_range = 10.9.0.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := []string{"--os-url", srv.URL, "--os-token", adminTok, "--config-file", conf}
+	code, out, errb := runCLI(t, append(a, "network", "create", "--label", "private", "--bridge", "br100", "--host", "ctl")...)
+	if code != 0 || !strings.Contains(out, "10.9.0.0/24") {
+		t.Fatalf("network create without --fixed_range_v4 = %d %q %q, want the config's 10.9.0.0/24", code, out, errb)
+	}
+	// Without a config file it is still required.
+	code, _, errb = runCLI(t, "--os-url", srv.URL, "--os-token", adminTok, "network", "create", "--label", "other", "--bridge", "br101", "--host", "ctl")
+	if code != 2 || !strings.Contains(errb, "--fixed_range_v4 is required") {
+		t.Errorf("without a range anywhere = %d %q, want the usage error", code, errb)
 	}
 }

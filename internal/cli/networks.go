@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"novanet/internal/client"
+	"novanet/internal/config"
 	"novanet/internal/model"
 )
 
@@ -29,6 +31,15 @@ func networkCreateCmd(g *globals) *cobra.Command {
 		Short: "carve networks from a fixed range",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if req.FixedRangeV4 == "" {
+				// As nova-manage did: the range defaults to fixed_range
+				// of the config file the operator points at.
+				def, err := g.defaultFixedRange()
+				if err != nil {
+					return err
+				}
+				req.FixedRangeV4 = def
+			}
 			if err := checkNetworkCreate(&req, multiHost); err != nil {
 				return err
 			}
@@ -64,11 +75,27 @@ func networkCreateCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// defaultFixedRange is the one fixed_range of the --config-file files
+// ("" without files, or when they give none or several).
+func (g *globals) defaultFixedRange() (string, error) {
+	if len(g.configFiles) == 0 {
+		return "", nil
+	}
+	c, err := config.Load(config.Sources{Files: g.configFiles, Env: os.Environ()})
+	if err != nil {
+		return "", err
+	}
+	if len(c.FixedRange) != 1 {
+		return "", nil
+	}
+	return c.FixedRange[0].String(), nil
+}
+
 // checkNetworkCreate refuses what the server would refuse anyway, before
 // a token is needed, and reads --multi_host as nova-manage's T/F.
 func checkNetworkCreate(req *model.NetworkCreateRequest, multiHost string) error {
 	if req.FixedRangeV4 == "" {
-		return usagef("--fixed_range_v4 is required (e.g. 10.0.0.0/24)")
+		return usagef("--fixed_range_v4 is required (e.g. 10.0.0.0/24), or set fixed_range in the --config-file")
 	}
 	if p, err := netip.ParsePrefix(req.FixedRangeV4); err != nil || !p.Addr().Is4() {
 		return fmt.Errorf("--fixed_range_v4 %q is not an IPv4 CIDR such as 10.0.0.0/24", req.FixedRangeV4)
