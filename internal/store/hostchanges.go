@@ -18,8 +18,11 @@ type HostChange struct {
 	Scope    string
 }
 
-// BumpHostRevisions is BumpHosts returning each host's new revision, so
-// the change log rows of this transaction can name it.
+// BumpHostRevisions moves the revision of each named host (created if
+// missing) and returns each one's new revision, so the change log rows of
+// this transaction can name it. Names are deduplicated and sorted so
+// concurrent transactions lock host rows in one order and cannot
+// deadlock.
 func (t *Tx) BumpHostRevisions(ctx context.Context, names ...string) (map[string]int64, error) {
 	hs := slices.Clone(names)
 	slices.Sort(hs)

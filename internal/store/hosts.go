@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"novanet/internal/model"
@@ -28,39 +26,17 @@ func (t *Tx) EnsureHost(ctx context.Context, name string) error {
 	return err
 }
 
-// BumpHosts moves the revision of each named host (created if missing).
-// Names are deduplicated and sorted so concurrent transactions lock host
-// rows in one order and cannot deadlock; call it early in a transaction
-// to serialise changes per host.
+// BumpHosts is BumpHostRevisions returning the hosts it moved, sorted.
 func (t *Tx) BumpHosts(ctx context.Context, names ...string) ([]string, error) {
-	hs := slices.Clone(names)
-	slices.Sort(hs)
-	hs = slices.Compact(hs)
-	out := hs[:0]
-	for _, h := range hs {
-		if h != "" {
-			out = append(out, h)
-		}
+	revs, err := t.BumpHostRevisions(ctx, names...)
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return out, nil
+	out := make([]string, 0, len(revs))
+	for h := range revs {
+		out = append(out, h)
 	}
-	// One statement for all: its rows are inserted, and so locked, in
-	// the sorted order of VALUES.
-	var q strings.Builder
-	q.WriteString(`INSERT INTO hosts (name, revision) VALUES `)
-	args := make([]any, len(out))
-	for i, h := range out {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, 1)")
-		args[i] = h
-	}
-	q.WriteString(` ON CONFLICT (name) DO UPDATE SET revision = hosts.revision + 1`)
-	if _, err := t.Exec(ctx, q.String(), args...); err != nil {
-		return nil, fmt.Errorf("bump revision of hosts %s: %w", strings.Join(out, ", "), err)
-	}
+	slices.Sort(out)
 	return out, nil
 }
 
