@@ -119,7 +119,9 @@ func (g *Guard) apply(want plan.L2Guard, full bool) error {
 	}
 	ops := 0
 	if !g.known.table {
-		g.createTable(c)
+		if err := g.createTable(c); err != nil {
+			return err
+		}
 		ops++
 	}
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
@@ -237,13 +239,17 @@ func (g *Guard) flush(c *nftables.Conn) error {
 
 // createTable adds the table, its sets and the base chain's drops to the
 // pending batch (plan.GuardRules, in that order).
-func (g *Guard) createTable(c *nftables.Conn) {
+func (g *Guard) createTable(c *nftables.Conn) error {
 	c.AddTable(table)
 	types := &nftables.Set{Table: table, Name: plan.GuardEthertypes, KeyType: nftables.TypeEtherType, Constant: true}
-	_ = g.lasting.AddSet(c, types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}})
+	if err := g.lasting.AddSet(c, types, []nftables.SetElement{{Key: be16(unix.ETH_P_IP)}, {Key: be16(unix.ETH_P_ARP)}, {Key: be16(unix.ETH_P_IPV6)}}); err != nil {
+		return fmt.Errorf("l2 guard set %s: %w", types.Name, err)
+	}
 	ports, macs, ips := portSet(), macSet(), ipv4Set()
 	for _, s := range []*nftables.Set{ports, macs, ips} {
-		_ = g.lasting.AddSet(c, s, nil)
+		if err := g.lasting.AddSet(c, s, nil); err != nil {
+			return fmt.Errorf("l2 guard set %s: %w", s.Name, err)
+		}
 	}
 	prio := nftables.ChainPriority(-300)
 	base := c.AddChain(&nftables.Chain{Name: plan.GuardBaseChain, Table: table, Type: nftables.ChainTypeFilter,
@@ -297,6 +303,7 @@ func (g *Guard) createTable(c *nftables.Conn) {
 	for _, r := range rules {
 		c.AddRule(&nftables.Rule{Table: table, Chain: base, Exprs: join(guarded, r, &expr.Verdict{Kind: expr.VerdictDrop})})
 	}
+	return nil
 }
 
 func policyAccept() *nftables.ChainPolicy {
