@@ -10,14 +10,11 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -86,6 +83,7 @@ type Agent struct {
 	firewall Firewall
 	dhcp     DHCP
 	floating *floatingSync // nil until SetFloating (floating.go)
+	cache    *stateCache   // nil without a StateFile
 	log      *slog.Logger
 
 	wake    chan struct{} // something is pending
@@ -140,6 +138,9 @@ func New(cfg Config, api API, links Links, fw Firewall, dhcp DHCP) *Agent {
 		wake:     make(chan struct{}, 1),
 		reports:  make(chan struct{}, 1),
 		released: map[string]bool{},
+	}
+	if cfg.StateFile != "" {
+		a.cache = newStateCache(cfg.StateFile)
 	}
 	a.loadCachedState()
 	return a
@@ -276,8 +277,15 @@ func (a *Agent) applyDelta(old model.HostState, d model.HostStateDelta) error {
 		return err
 	}
 	a.setStateDelta(st, d)
-	a.saveCachedState(st)
+	a.saveCachedDelta(st, d)
 	a.Repair(PartAll|partState, "")
+	// The apply runs meanwhile: rewriting the whole cached state now and
+	// then delays the next watch, not this change.
+	if a.cache != nil && a.cache.compactDue() {
+		if err := a.cache.compact(); err != nil {
+			a.log.Warn("cached host state not compacted", "file", a.cfg.StateFile, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -585,50 +593,45 @@ func (a *Agent) cachedLeases(bridge string) []model.Lease {
 }
 
 func (a *Agent) loadCachedState() {
-	if a.cfg.StateFile == "" {
+	if a.cache == nil {
 		return
 	}
-	b, err := os.ReadFile(a.cfg.StateFile)
+	st, replayed, err := a.cache.load()
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.log.Warn("cached host state unreadable; starting without it", "file", a.cfg.StateFile, "err", err)
 		}
 		return
 	}
-	var st model.HostState
-	if err := json.Unmarshal(b, &st); err != nil {
-		a.log.Warn("cached host state is not valid JSON; starting without it", "file", a.cfg.StateFile, "err", err)
-		return
-	}
 	if st.Host != a.cfg.Host {
 		a.log.Warn("cached host state is another host's; starting without it", "file", a.cfg.StateFile, "cached_host", st.Host)
 		return
 	}
+	if replayed > 0 {
+		a.log.Info("cached host state loaded", "file", a.cfg.StateFile, "revision", st.Revision, "deltas_replayed", replayed)
+	}
 	a.setState(st, false)
 }
 
+// saveCachedState writes the whole state (after a whole fetch).
 func (a *Agent) saveCachedState(st model.HostState) {
-	if a.cfg.StateFile == "" {
+	if a.cache == nil {
 		return
 	}
-	if err := writeCachedState(a.cfg.StateFile, st); err != nil {
+	if err := a.cache.saveWhole(st); err != nil {
 		// The datapath is unaffected; only a restart while the API is
 		// down would start from an older state (or none).
 		a.log.Warn("cached host state not saved", "file", a.cfg.StateFile, "revision", st.Revision, "err", err)
 	}
 }
 
-func writeCachedState(path string, st model.HostState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
+// saveCachedDelta journals d, which led to st, before it is applied: a
+// restart after the apply starts from st.
+func (a *Agent) saveCachedDelta(st model.HostState, d model.HostStateDelta) {
+	if a.cache == nil {
+		return
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+	if err := a.cache.saveDelta(st, d); err != nil {
+		a.log.Warn("cached host state not saved", "file", a.cfg.StateFile, "revision", st.Revision, "err", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

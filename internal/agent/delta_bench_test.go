@@ -16,8 +16,11 @@ import (
 	"novanet/internal/api"
 	"novanet/internal/client"
 	"novanet/internal/datapath/dnsmasq"
+	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
+	"novanet/internal/datapath/l2guard"
 	"novanet/internal/datapath/link"
+	"novanet/internal/datapath/nftables"
 	"novanet/internal/manager"
 	"novanet/internal/model"
 	"novanet/internal/nettest"
@@ -33,16 +36,35 @@ import (
 // path=delta takes the watch's delta and applies it to the cached state;
 // path=full is the fetch path before host state deltas (the watch's
 // revision, then the whole state fetched and decoded).
+//
+// driver=rules is the iptables rules driver alone, as first measured;
+// driver=iptables and driver=nftables are the instance firewall the
+// agent runs for each firewall_driver (rules, source-group sets, the L2
+// guard and the revocation diff).
 func BenchmarkConvergeFromAPI(b *testing.B) {
-	nettest.RequireRoot(b, "dnsmasq", "iptables-restore", "iptables-save")
+	nettest.RequireRoot(b, "dnsmasq", "iptables-restore", "iptables-save", "ipset", "nft")
 	for _, n := range []int{100, 1000, 5000} {
 		srv := newBenchServer(b, n)
-		for _, path := range []string{"delta", "full"} {
-			b.Run(fmt.Sprintf("instances=%d/path=%s", n, path), func(b *testing.B) {
-				srv.converge(b, path == "full")
-			})
+		for _, driver := range []string{"rules", "iptables", "nftables"} {
+			for _, path := range []string{"delta", "full"} {
+				b.Run(fmt.Sprintf("instances=%d/driver=%s/path=%s", n, driver, path), func(b *testing.B) {
+					srv.converge(b, driver, path == "full")
+				})
+			}
 		}
 	}
+}
+
+// benchFirewall is the firewall applier of a driver (see
+// BenchmarkConvergeFromAPI), acting on the calling thread's namespace.
+func benchFirewall(driver string, log *slog.Logger) Firewall {
+	switch driver {
+	case "iptables":
+		return NewInstanceFirewall(iptables.New(), ipset.New(), l2guard.New(), log)
+	case "nftables":
+		return NewInstanceFirewall(nftables.New(), nil, l2guard.New(), log)
+	}
+	return iptables.New()
 }
 
 type benchServer struct {
@@ -84,7 +106,7 @@ func (s *benchServer) bootOne(b *testing.B) {
 	}
 }
 
-func (s *benchServer) converge(b *testing.B, fullFetch bool) {
+func (s *benchServer) converge(b *testing.B, driver string, fullFetch bool) {
 	ctx := context.Background()
 	ns := nettest.Netns(b, "nnd-conv")
 	nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
@@ -108,7 +130,7 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 	defer func() { _ = dhcp.Apply(context.Background(), nil) }()
 	opts := plan.Options{Host: benchHost, FlatInterface: "eth2", PublicInterface: "eth2",
 		RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}
-	a := New(Config{Host: benchHost, Plan: opts, Logger: quiet}, nil, links, iptables.New(), dhcp)
+	a := New(Config{Host: benchHost, Plan: opts, Logger: quiet, StateFile: filepath.Join(dir, "state.json")}, nil, links, benchFirewall(driver, quiet), dhcp)
 	st, err := s.api.HostState(ctx, benchHost)
 	if err != nil {
 		b.Fatal(err)
@@ -119,7 +141,7 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 		b.Fatal(err)
 	}
 	var last model.HostState
-	var watching, planning, applying time.Duration
+	var watching, planning, saving, applying time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -153,18 +175,23 @@ func (s *benchServer) converge(b *testing.B, fullFetch bool) {
 			last = next
 		}
 		t2 := time.Now()
+		// As the follow loop: the state is saved for a restart while the
+		// API is down before it is applied.
+		a.saveCachedState(last)
+		t3 := time.Now()
 		a.Repair(PartAll|partState, "")
 		if err := a.applyPending(ctx); err != nil {
 			b.Fatal(err)
 		}
-		watching, planning, applying = watching+t1.Sub(t0), planning+t2.Sub(t1), applying+time.Since(t2)
+		watching, planning, saving, applying = watching+t1.Sub(t0), planning+t2.Sub(t1), saving+t3.Sub(t2), applying+time.Since(t3)
 	}
 	b.StopTimer()
 	// Where the time goes: the watch (its HTTP round trip and the
 	// server's answer), fetching/decoding/applying the state and
-	// planning, and the appliers.
+	// planning, saving the cached state, and the appliers.
 	b.ReportMetric(float64(watching.Microseconds())/float64(b.N)/1000, "watch-ms/op")
 	b.ReportMetric(float64(planning.Microseconds())/float64(b.N)/1000, "fetch+plan-ms/op")
+	b.ReportMetric(float64(saving.Microseconds())/float64(b.N)/1000, "save-ms/op")
 	b.ReportMetric(float64(applying.Microseconds())/float64(b.N)/1000, "apply-ms/op")
 	newest := last.Networks[0].Instances
 	mac := newest[len(newest)-1].MAC
