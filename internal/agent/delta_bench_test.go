@@ -88,7 +88,7 @@ func newBenchServer(b *testing.B, n int) *benchServer {
 		Logger: slog.New(slog.DiscardHandler)}))
 	b.Cleanup(srv.Close)
 	if _, err := m.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/16", NetworkSize: 65536,
-		Bridge: "br100", MultiHost: true}); err != nil {
+		Bridge: "br100", MultiHost: new(true)}); err != nil {
 		b.Fatal(err)
 	}
 	s := &benchServer{m: m, api: client.New(srv.URL, "bench-admin-token-0123")}

@@ -18,7 +18,7 @@ func runLeaseReporter(t *testing.T, dbURL string) {
 	ctx := context.Background()
 	agentA := client.New(e.srv.URL, agentAToken)
 	agentB := client.New(e.srv.URL, agentBToken)
-	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "mh", FixedRangeV4: "10.7.0.0/24", Bridge: "br100", MultiHost: true}); err != nil {
+	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "mh", FixedRangeV4: "10.7.0.0/24", Bridge: "br100", MultiHost: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "sh", FixedRangeV4: "10.8.0.0/24", Bridge: "br101", Host: "host-b"}); err != nil {

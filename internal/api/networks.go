@@ -56,7 +56,7 @@ type novaNetworkCreate struct {
 	CIDRv6          string  `json:"cidr_v6"`
 	Bridge          string  `json:"bridge"`
 	BridgeInterface string  `json:"bridge_interface"`
-	MultiHost       bool    `json:"multi_host"`
+	MultiHost       *bool   `json:"multi_host"`
 	DNS1            string  `json:"dns1"`
 	DNS2            string  `json:"dns2"`
 	Gateway         string  `json:"gateway"`

@@ -15,7 +15,7 @@ import (
 func TestWatchOverHTTP(t *testing.T) {
 	e := newEnv(t, sqliteURL(t))
 	ctx := context.Background()
-	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "net", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: true}); err != nil {
+	if _, err := e.admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "net", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	agentA := client.New(e.srv.URL, agentAToken)

@@ -105,7 +105,7 @@ func checkNetworkCreate(req *model.NetworkCreateRequest, multiHost string) error
 		if err != nil {
 			return fmt.Errorf("--multi_host %q is not true/false (T/F)", multiHost)
 		}
-		req.MultiHost = b
+		req.MultiHost = &b
 	}
 	return nil
 }

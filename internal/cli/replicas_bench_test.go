@@ -92,7 +92,7 @@ func benchBootDelete(b *testing.B, urls []string, clients, perClient int) {
 	if os.Getenv("NOVANET_BENCH_MULTIHOST") != "" {
 		// No network host whose revision every boot bumps: each compute
 		// host serves its own instances.
-		req.Host, req.MultiHost = "", true
+		req.Host, req.MultiHost = "", new(true)
 	}
 	if _, err := admin.CreateNetworks(ctx, req); err != nil {
 		b.Fatal(err)

@@ -126,6 +126,12 @@ func TestServeConfigMultiHostDefault(t *testing.T) {
 	if !multi[0].MultiHost || multi[0].Host != "" || single[0].MultiHost || single[0].Host != "ctl" {
 		t.Errorf("multi %+v, single %+v", multi[0], single[0])
 	}
+	// An explicit multi_host false is kept: single-host on network_host.
+	m = newServeManager(openTestStore(t), loadTestConfig(t, "multi_host = true\nflat_network_bridge = br100\nnetwork_host = ctl\n"), nil)
+	explicit, err := m.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "explicit", FixedRangeV4: "10.2.0.0/24", MultiHost: new(false)})
+	if err != nil || explicit[0].MultiHost || explicit[0].Host != "ctl" {
+		t.Errorf("multi_host false with multi_host = true in serve: %+v (%v), want single-host on ctl", explicit, err)
+	}
 }
 
 // TestServeConfigNoRangeNoDefault: without fixed_range a request

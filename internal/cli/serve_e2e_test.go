@@ -98,7 +98,7 @@ tokens_file = `+filepath.Join(dir, "tokens")+`
 	ctx := context.Background()
 	admin := client.New(url, adminTok)
 	proj := client.New(url, projTok)
-	nets, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: true})
+	nets, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: new(true)})
 	if err != nil {
 		t.Fatal(err)
 	}

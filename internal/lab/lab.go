@@ -270,7 +270,7 @@ func (l *Lab) createState(bin string, o Options) error {
 func (l *Lab) createNetwork(ctx context.Context, o Options, fixed netip.Prefix) error {
 	cidr := cmp.Or(o.FixedRange, defaultFixedRange)
 	req := model.NetworkCreateRequest{Label: "private", Kind: model.KindFlatDHCP, FixedRangeV4: cidr,
-		NetworkSize: 1 << (32 - fixed.Bits()), Bridge: "br100", BridgeInterface: "eth2", MultiHost: o.MultiHost}
+		NetworkSize: 1 << (32 - fixed.Bits()), Bridge: "br100", BridgeInterface: "eth2", MultiHost: new(o.MultiHost)}
 	if !o.MultiHost {
 		req.Host = "controller"
 	}

@@ -39,7 +39,7 @@ func TestAutoAssignFloatingIP(t *testing.T) {
 func autoAssign(t *testing.T, ctx context.Context, multi bool) {
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		m := newManager(t, st, func(o *manager.Options) { o.AutoAssignFloatingIP = true })
-		mustNetwork(t, m, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: multi})
+		mustNetwork(t, m, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: new(multi)})
 		if _, err := m.CreateFloatingRange(ctx, model.FloatingRangeRequest{IPRange: "203.0.113.0/30"}); err != nil {
 			t.Fatal(err)
 		}

@@ -70,7 +70,7 @@ func replayDeltas(t *testing.T, servers []replayServer, seed uint64) {
 	if _, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "single" + sfx, FixedRangeV4: fmt.Sprintf("10.%d.1.0/24", seed+10), Bridge: "br100", Host: "net1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "multi" + sfx, FixedRangeV4: fmt.Sprintf("10.%d.2.0/24", seed+10), Bridge: "br101", MultiHost: true}); err != nil {
+	if _, err := admin.CreateNetworks(ctx, model.NetworkCreateRequest{Label: "multi" + sfx, FixedRangeV4: fmt.Sprintf("10.%d.2.0/24", seed+10), Bridge: "br101", MultiHost: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.CreateFloatingRange(ctx, model.FloatingRangeRequest{IPRange: fmt.Sprintf("203.0.113.%d/29", 8*seed)}); err != nil {

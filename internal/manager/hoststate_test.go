@@ -99,7 +99,7 @@ func TestHostStateMultiHost(t *testing.T) {
 	ctx := context.Background()
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		m := newManager(t, st, nil)
-		mustNetwork(t, m, model.NetworkCreateRequest{Label: "mh", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: true})
+		mustNetwork(t, m, model.NetworkCreateRequest{Label: "mh", FixedRangeV4: "10.0.0.0/24", Bridge: "br100", MultiHost: new(true)})
 		p := model.Scope{ProjectID: "p"}
 		a, _ := m.BootInstance(ctx, p, model.BootRequest{Hostname: "vm1", Host: "c1"})
 		if _, err := m.BootInstance(ctx, p, model.BootRequest{Hostname: "vm2", Host: "c2"}); err != nil {

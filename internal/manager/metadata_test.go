@@ -18,7 +18,7 @@ func TestMetadataFollowsTheAddress(t *testing.T) {
 	ctx := context.Background()
 	eachEngine(t, func(t *testing.T, st *store.Store) {
 		m := newManager(t, st, func(o *manager.Options) { o.ForceDHCPRelease = true })
-		mustNetwork(t, m, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/29", Bridge: "br100", MultiHost: true})
+		mustNetwork(t, m, model.NetworkCreateRequest{Label: "private", FixedRangeV4: "10.0.0.0/29", Bridge: "br100", MultiHost: new(true)})
 		p1 := model.Scope{ProjectID: "p1"}
 		addr := netip.MustParseAddr("10.0.0.5")
 		src := m.NewMetadataSource()

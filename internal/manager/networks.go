@@ -83,10 +83,10 @@ func (m *Manager) withCreateDefaults(req model.NetworkCreateRequest) model.Netwo
 	if req.NumNetworks == 0 {
 		req.NumNetworks = m.opts.NumNetworks
 	}
-	// The request's multi_host is a bool: false and absent look alike,
-	// so only a named host keeps a network single-host.
-	if m.opts.MultiHost && strings.TrimSpace(req.Host) == "" {
-		req.MultiHost = true
+	// multi_host applies to requests that say neither multi_host nor a
+	// host (a named host is a single-host network's).
+	if req.MultiHost == nil && m.opts.MultiHost && strings.TrimSpace(req.Host) == "" {
+		req.MultiHost = new(true)
 	}
 	if strings.TrimSpace(req.DNS1) == "" && m.opts.FlatNetworkDNS.IsValid() {
 		req.DNS1 = m.opts.FlatNetworkDNS.String()
@@ -172,13 +172,13 @@ func (s *networkSpec) addresses() error {
 // default); a multi-host network has none.
 func (s *networkSpec) networkHost(networkHost string) error {
 	s.host = strings.TrimSpace(s.req.Host)
-	if s.req.MultiHost && s.host != "" {
+	if s.req.IsMultiHost() && s.host != "" {
 		return model.Errorf(model.ErrInvalid, "host %q given for a multi-host network: every compute host serves its own instances; leave host empty", s.host)
 	}
-	if !s.req.MultiHost && s.host == "" {
+	if !s.req.IsMultiHost() && s.host == "" {
 		s.host = networkHost
 	}
-	if !s.req.MultiHost && s.host == "" && s.kind != model.KindFlat {
+	if !s.req.IsMultiHost() && s.host == "" && s.kind != model.KindFlat {
 		return model.Errorf(model.ErrInvalid, "no network host: give host or set network_host in nova.conf")
 	}
 	if s.host != "" {
@@ -229,7 +229,7 @@ func (s networkSpec) network(i int, p netip.Prefix, gw, bc, ds netip.Addr) model
 	n := model.Network{
 		UUID: uuid.NewString(), Label: s.label, Kind: s.kind, CIDR: p, Gateway: gw, Broadcast: bc, DHCPStart: ds,
 		DNS1: s.dns1, DNS2: s.dns2, Bridge: s.bridge, BridgeInterface: s.req.BridgeInterface,
-		MultiHost: s.req.MultiHost, ProjectID: s.req.ProjectID, Host: s.host, MTU: s.req.MTU,
+		MultiHost: s.req.IsMultiHost(), ProjectID: s.req.ProjectID, Host: s.host, MTU: s.req.MTU,
 	}
 	if s.num > 1 {
 		n.Label = fmt.Sprintf("%s_%d", s.label, i)
@@ -240,7 +240,7 @@ func (s networkSpec) network(i int, p netip.Prefix, gw, bc, ds netip.Addr) model
 			n.Bridge = fmt.Sprintf("br%d", n.VLAN)
 		}
 	}
-	if s.req.MultiHost {
+	if s.req.IsMultiHost() {
 		n.Host = ""
 	}
 	return n

@@ -11,17 +11,22 @@ type NetworkCreateRequest struct {
 	NetworkSize     int         `json:"network_size"`   // default 256 (or the whole range if smaller)
 	Bridge          string      `json:"bridge"`
 	BridgeInterface string      `json:"bridge_interface"`
-	MultiHost       bool        `json:"multi_host"`
-	DNS1            string      `json:"dns1"`
-	DNS2            string      `json:"dns2"`
-	Gateway         string      `json:"gateway"`
-	DHCPStart       string      `json:"dhcp_start"`
-	VLAN            int         `json:"vlan"`
-	ProjectID       string      `json:"project_id"`
+	// MultiHost: nil leaves it to serve's multi_host (false unless set),
+	// so an explicit false is kept apart from an absent one.
+	MultiHost *bool  `json:"multi_host,omitempty"`
+	DNS1      string `json:"dns1"`
+	DNS2      string `json:"dns2"`
+	Gateway   string `json:"gateway"`
+	DHCPStart string `json:"dhcp_start"`
+	VLAN      int    `json:"vlan"`
+	ProjectID string `json:"project_id"`
 	// Host is the single-host network host; default the server's network_host.
 	Host string `json:"host"`
 	MTU  int    `json:"mtu"`
 }
+
+// IsMultiHost is the request's multi_host (false when absent).
+func (r NetworkCreateRequest) IsMultiHost() bool { return r.MultiHost != nil && *r.MultiHost }
 
 // BootRequest allocates networking for an instance on a host.
 type BootRequest struct {
