@@ -427,6 +427,12 @@ func requireTokens(t *testing.T, l *lab.Lab) {
 			t.Fatal(err)
 		}
 	}
+	// The controller is a gateway (its agent serves metadata) in
+	// single-host mode only.
+	listening := 1
+	if !l.State().Options.MultiHost {
+		listening = 2
+	}
 	for _, key := range []string{"serve", "agent-controller", "agent-compute-1", "agent-compute-2"} {
 		if err := l.StopDaemon(key); err != nil {
 			t.Fatal(err)
@@ -435,8 +441,18 @@ func requireTokens(t *testing.T, l *lab.Lab) {
 			t.Fatal(err)
 		}
 	}
-	// Wait until the metadata service answers again (with 401).
+	// Single-host: serve and the controller's agent share port 8775, and
+	// without a shared secret each signs tokens with its own key; a token
+	// taken from serve while the agent was still starting would be
+	// refused by the agent once it listens. Wait for both.
 	deadline := time.Now().Add(20 * time.Second)
+	for controllerMetadataListeners(t, l) < listening {
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller's metadata listeners did not all come back (%d of %d)", controllerMetadataListeners(t, l), listening)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Wait until the metadata service answers again (with 401).
 	for time.Now().Before(deadline) {
 		if code, _ := get(t, l, "vm1", "/latest/meta-data/instance-id"); code == 401 {
 			return
@@ -444,4 +460,20 @@ func requireTokens(t *testing.T, l *lab.Lab) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("the metadata service did not come back requiring tokens")
+}
+
+// controllerMetadataListeners counts the sockets listening on port 8775
+// in the controller's namespace (serve's, and the agent's when the
+// controller is a gateway).
+func controllerMetadataListeners(t *testing.T, l *lab.Lab) int {
+	t.Helper()
+	ns, err := l.Namespace("controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := lab.In(ns, "ss", "-Hltn", "sport = :8775")
+	if out = strings.TrimSpace(out); out == "" {
+		return 0
+	}
+	return strings.Count(out, "\n") + 1
 }
