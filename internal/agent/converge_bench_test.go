@@ -98,26 +98,34 @@ func BenchmarkConvergeOneMoreInstance(b *testing.B) {
 	}
 }
 
-func convergeOneMore(b *testing.B, n int, incremental bool) {
-	ns := nettest.Netns(b, "nnconv")
+// benchHostNamespace makes a host namespace with an uplink eth2 and a directory
+// for dnsmasq (under NOVANET_BENCH_DIR), enters it on this thread, as
+// the agent runs in its host's (no `ip netns exec` per command), and
+// returns the production link applier and dnsmasq supervisor there.
+func benchHostNamespace(b *testing.B, prefix string) (dir string, links *link.Links, dhcp *dnsmasq.Supervisor, leave func()) {
+	ns := nettest.Netns(b, prefix)
 	nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
-	dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), "nnconv-")
+	dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), prefix+"-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	_ = os.Chmod(dir, 0o755)
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	// Run as the agent does: inside the host's namespace, with the
-	// production appliers (no `ip netns exec` per command).
-	leave := enter(b, ns)
-	defer leave()
+	leave = enter(b, ns)
 	quiet := slog.New(slog.DiscardHandler)
-	links, err := link.New(quiet)
+	links, err = link.New(quiet)
 	if err != nil {
+		leave()
 		b.Fatal(err)
 	}
+	return dir, links, dnsmasq.New(quiet, dir), leave
+}
+
+func convergeOneMore(b *testing.B, n int, incremental bool) {
+	dir, links, dhcp, leave := benchHostNamespace(b, "nnconv")
+	defer leave()
+	quiet := slog.New(slog.DiscardHandler)
 	fw := iptables.New()
-	dhcp := dnsmasq.New(quiet, dir)
 	defer func() { _ = dhcp.Apply(context.Background(), nil) }()
 	opts := plan.Options{Host: "compute-1", FlatInterface: "eth2", PublicInterface: "eth2",
 		RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}

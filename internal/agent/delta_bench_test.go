@@ -15,11 +15,9 @@ import (
 
 	"novanet/internal/api"
 	"novanet/internal/client"
-	"novanet/internal/datapath/dnsmasq"
 	"novanet/internal/datapath/ipset"
 	"novanet/internal/datapath/iptables"
 	"novanet/internal/datapath/l2guard"
-	"novanet/internal/datapath/link"
 	"novanet/internal/datapath/nftables"
 	"novanet/internal/manager"
 	"novanet/internal/model"
@@ -108,25 +106,12 @@ func (s *benchServer) bootOne(b *testing.B) {
 
 func (s *benchServer) converge(b *testing.B, driver string, fullFetch bool) {
 	ctx := context.Background()
-	ns := nettest.Netns(b, "nnd-conv")
-	nettest.Run(b, ns, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
-	dir, err := os.MkdirTemp(os.Getenv("NOVANET_BENCH_DIR"), "nnd-conv-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755)
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	// The appliers run on this thread, inside the namespace, as the agent
-	// does in its host's; HTTP dials run on the transport's own threads
-	// (the server's loopback in the test's namespace).
-	leave := enter(b, ns)
+	// The appliers run on this thread, inside the namespace; HTTP dials
+	// run on the transport's own threads (the server's loopback in the
+	// test's namespace).
+	dir, links, dhcp, leave := benchHostNamespace(b, "nnd-conv")
 	defer leave()
 	quiet := slog.New(slog.DiscardHandler)
-	links, err := link.New(quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dhcp := dnsmasq.New(quiet, dir)
 	defer func() { _ = dhcp.Apply(context.Background(), nil) }()
 	opts := plan.Options{Host: benchHost, FlatInterface: "eth2", PublicInterface: "eth2",
 		RoutingSourceIP: netip.MustParseAddr("192.0.2.10"), NetworksPath: dir, DHCPBridge: "/bin/true"}
